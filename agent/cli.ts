@@ -1,0 +1,208 @@
+// Turns argv into a typed config; no side effects beyond yargs printing --help and --version.
+import yargs from 'yargs'
+import type { Argv } from 'yargs'
+import { AGENT_VERSION, RUNTIME_PIN } from './build-info.js'
+import { DEFAULTS } from './config.js'
+import type { AgentConfig, Datastore, TaskConfig } from './config.js'
+import { AgentError } from './errors.js'
+import { isOutputName, OUTPUT_NAMES } from './outputs.js'
+import type { OutputName } from './outputs.js'
+
+export type ParsedCommand = { kind: 'run'; config: AgentConfig } | { kind: 'printed' }
+
+const usageError = (message: string, hint = 'run metaflow-kfp --help') => new AgentError('usage', message, { hint })
+
+function taskOptions(y: Argv) {
+  return y
+    .option('code-url', { type: 'string', demandOption: true, group: 'Code:', describe: 'where the flow is: https://, http:// (pinned), file://, s3:// (a .py file or a .tar.gz package)' })
+    .option('code-sha256', { type: 'string', group: 'Code:', describe: 'refuse to run unless the downloaded bytes have this sha256' })
+    .option('allow-insecure-http', { type: 'boolean', default: false, group: 'Code:', describe: 'allow http:// without --code-sha256' })
+    .option('flow-file', { type: 'string', group: 'Code:', describe: "the flow's path inside a package (default: its only top-level .py)" })
+    .option('flow-name', { type: 'string', group: 'Code:', describe: 'the FlowSpec class (default: read from the flow file)' })
+    .option('code-max-bytes', { type: 'number', default: DEFAULTS.codeMaxBytes, group: 'Code:', describe: 'refuse code larger than this' })
+    .option('code-timeout', { type: 'number', default: DEFAULTS.codeTimeoutMs / 1000, group: 'Code:', describe: 'seconds for all download attempts together' })
+    .option('python', { type: 'string', default: DEFAULTS.python, group: 'Runtime:', describe: 'the Python interpreter that runs the flow' })
+    .option('runtime', { type: 'string', default: RUNTIME_PIN, group: 'Runtime:', describe: 'the pinned Metaflow, name==version; installed (uv, else pip) when missing' })
+    .option('user', { type: 'string', group: 'Runtime:', describe: `METAFLOW_USER for the step (default: $METAFLOW_USER, else ${DEFAULTS.user})` })
+    .option('datastore', { type: 'string', choices: ['local', 's3'], group: 'Datastore:', describe: 'default: $METAFLOW_DEFAULT_DATASTORE, else local' })
+    .option('datastore-root', { type: 'string', group: 'Datastore:', describe: "the datastore root (local: the .metaflow folder; default: Metaflow's own rule)" })
+    .option('metadata', { type: 'string', group: 'Datastore:', describe: 'the Metaflow metadata provider (local, service)' })
+    .option('run-id', { type: 'string', demandOption: true, group: 'Task:', describe: 'the Metaflow run id, e.g. kfp-<pipeline run uuid>' })
+    .option('tag', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a Metaflow tag (repeatable)' })
+    .option('param', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a flow parameter for init, NAME=VALUE (repeatable)' })
+    .option('params-json', { type: 'string', group: 'Task:', describe: 'flow parameters for init as one JSON object' })
+    .option('output-dir', { type: 'string', group: 'Outputs:', describe: 'write task_id, split_count and splits as files in this folder' })
+    .option('output', { type: 'string', array: true, default: [], group: 'Outputs:', describe: `write one output to a path, NAME=PATH (repeatable; ${OUTPUT_NAMES.join(', ')})` })
+    .option('work-dir', { type: 'string', group: 'Process:', describe: 'where to put the code (default: a fresh temp folder, removed afterwards)' })
+    .option('keep-work-dir', { type: 'boolean', default: false, group: 'Process:', describe: 'keep the temp work folder' })
+    .option('grace-period', { type: 'number', default: DEFAULTS.graceMs / 1000, group: 'Process:', describe: 'seconds between forwarding SIGTERM and sending SIGKILL' })
+}
+
+export function buildParser(argv: readonly string[]) {
+  return yargs([...argv])
+    .scriptName('metaflow-kfp')
+    .usage('$0 <command> [options]\n\nRuns one Metaflow step as a Kubeflow Pipelines task.')
+    .command('step <step>', 'run one step of the flow', (y) =>
+      taskOptions(y)
+        .positional('step', { type: 'string', describe: 'the step name' })
+        .option('task-id', { type: 'string', group: 'Task:', describe: 'the task id (default: derived from the step and --split-path/--split-index)' })
+        .option('input-paths', { type: 'string', group: 'Task:', describe: "the parents, in Metaflow's syntax (default: derived from --parent or --join-foreach)" })
+        .option('parent', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a parent step by name (repeatable)' })
+        .option('join-foreach', { type: 'string', group: 'Task:', describe: 'this step joins all --num-splits tasks of the named step' })
+        .option('num-splits', { type: 'number', group: 'Task:', describe: "with --join-foreach: the foreach step's split_count" })
+        .option('split-index', { type: 'number', group: 'Task:', describe: 'the index of this task in the foreach right above it' })
+        .option('split-path', { type: 'string', default: '', group: 'Task:', describe: 'indices of the enclosing foreaches above --split-index, comma-separated, outermost first' })
+        .option('retry-count', { type: 'number', default: 0, group: 'Task:', describe: 'the attempt number, e.g. {{retries}}' })
+        .option('max-user-code-retries', { type: 'number', default: 0, group: 'Task:', describe: "Metaflow's --max-user-code-retries" })
+        .example('$0 step start --code-url https://example.com/flow.py --run-id kfp-1 --output-dir /tmp/outputs', 'the start step; runs init first')
+        .example('$0 step explore --code-url … --run-id kfp-1 --parent start --split-index 2', 'the third split of a foreach')
+        .example('$0 step join --code-url … --run-id kfp-1 --join-foreach explore --num-splits 4', 'a foreach join'),
+    )
+    .command('init', "create the run's parameters task", (y) =>
+      taskOptions(y)
+        .option('task-id', { type: 'string', group: 'Task:', describe: 'the parameters task id (default: params)' })
+        .example('$0 init --code-url file:///flows/params.py --run-id kfp-1 --param alpha=0.1', 'persist flow parameters'),
+    )
+    .demandCommand(1, 'name a command: step or init')
+    .strict()
+    .version(AGENT_VERSION)
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .epilogue(
+      'Exit codes: the step\'s own code; 128+N after signal N; the agent\'s own failures: 64 usage, 65 code refused, ' +
+        '69 code unavailable, 70 internal, 71 runtime, 74 task record or outputs, 77 credentials.',
+    )
+    .exitProcess(false)
+}
+
+/** Parses argv; the environment supplies the defaults that Metaflow itself reads from it. */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedCommand {
+  let failure: Error | undefined
+  let printed = false
+  const parser = buildParser(argv).fail((msg, err) => {
+    failure = err ?? usageError(msg)
+  })
+  const a = parser.parseSync(argv as string[], {}, (_err, _argv, output) => {
+    if (output) {
+      printed = true
+      process.stdout.write(`${output}\n`)
+    }
+  }) as Record<string, unknown>
+  if (failure) throw failure instanceof AgentError ? failure : usageError(failure.message)
+  if (printed || a.help || a.version) return { kind: 'printed' }
+
+  const command = (a._ as string[])[0]
+  const base: TaskConfig = {
+    code: {
+      url: a.codeUrl as string,
+      sha256: a.codeSha256 as string | undefined,
+      allowHttp: a.allowInsecureHttp as boolean,
+      flowFile: a.flowFile as string | undefined,
+      maxBytes: positive('--code-max-bytes', a.codeMaxBytes as number),
+      timeoutMs: positive('--code-timeout', a.codeTimeout as number) * 1000,
+      attempts: DEFAULTS.codeAttempts,
+    },
+    flowName: a.flowName as string | undefined,
+    python: a.python as string,
+    runtime: a.runtime as string,
+    user: (a.user as string | undefined) ?? nonRoot(env.METAFLOW_USER) ?? DEFAULTS.user,
+    datastore: ((a.datastore as string | undefined) ?? datastoreFromEnv(env)) as Datastore,
+    datastoreRoot: a.datastoreRoot as string | undefined,
+    metadata: a.metadata as string | undefined,
+    runId: a.runId as string,
+    tags: a.tag as string[],
+    params: parseParams(a.param as string[], a.paramsJson as string | undefined),
+    outputDir: a.outputDir as string | undefined,
+    outputs: (a.output as string[]).map(parseOutput),
+    workDir: a.workDir as string | undefined,
+    keepWorkDir: a.keepWorkDir as boolean,
+    graceMs: nonNegative('--grace-period', a.gracePeriod as number) * 1000,
+  }
+  if (command === 'init') return { kind: 'run', config: { ...base, command: 'init', taskId: a.taskId as string | undefined } }
+  return {
+    kind: 'run',
+    config: {
+      ...base,
+      command: 'step',
+      step: a.step as string,
+      taskId: a.taskId as string | undefined,
+      inputPaths: a.inputPaths as string | undefined,
+      splitIndex: optionalIndex('--split-index', a.splitIndex as number | undefined),
+      splitPath: parseSplitPath(a.splitPath as string),
+      parents: a.parent as string[],
+      joinForeach: a.joinForeach as string | undefined,
+      numSplits: optionalIndex('--num-splits', a.numSplits as number | undefined),
+      retryCount: nonNegative('--retry-count', a.retryCount as number),
+      maxUserCodeRetries: nonNegative('--max-user-code-retries', a.maxUserCodeRetries as number),
+    },
+  }
+}
+
+function nonRoot(user: string | undefined): string | undefined {
+  return user && user !== 'root' ? user : undefined
+}
+
+function datastoreFromEnv(env: NodeJS.ProcessEnv): Datastore {
+  const v = env.METAFLOW_DEFAULT_DATASTORE
+  if (v === undefined || v === '') return 'local'
+  if (v === 'local' || v === 's3') return v
+  throw usageError(`failed to use METAFLOW_DEFAULT_DATASTORE=${v}: only local and s3 are supported`, 'set it to local or s3, or pass --datastore')
+}
+
+function parseOutput(spec: string): { name: OutputName; path: string } {
+  const eq = spec.indexOf('=')
+  const name = spec.slice(0, eq)
+  const path = spec.slice(eq + 1)
+  if (eq <= 0 || !path) throw usageError(`failed to parse --output ${JSON.stringify(spec)}: expected NAME=PATH`)
+  if (!isOutputName(name)) throw usageError(`failed to parse --output ${JSON.stringify(spec)}: unknown output ${name}`, `use one of ${OUTPUT_NAMES.join(', ')}`)
+  return { name, path }
+}
+
+/** `--param NAME=VALUE` pairs and `--params-json`; JSON strings stay raw, other values become JSON text. */
+export function parseParams(pairs: readonly string[], json: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (json !== undefined) {
+    let obj: unknown
+    try {
+      obj = JSON.parse(json)
+    } catch (err) {
+      throw usageError(`failed to parse --params-json: ${(err as Error).message}`, 'pass one JSON object, e.g. {"alpha": 0.5}')
+    }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw usageError('failed to parse --params-json: not a JSON object', 'pass one JSON object, e.g. {"alpha": 0.5}')
+    for (const [k, v] of Object.entries(obj)) out[checkParamName(k)] = typeof v === 'string' ? v : JSON.stringify(v)
+  }
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=')
+    if (eq <= 0) throw usageError(`failed to parse --param ${JSON.stringify(pair)}: expected NAME=VALUE`)
+    out[checkParamName(pair.slice(0, eq))] = pair.slice(eq + 1)
+  }
+  return out
+}
+
+function checkParamName(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) throw usageError(`failed to accept parameter name ${JSON.stringify(name)}`, 'use the name the flow gives its Parameter')
+  return name
+}
+
+function parseSplitPath(text: string): number[] {
+  if (text.trim() === '') return []
+  return text.split(',').map((s) => {
+    if (!/^\d+$/.test(s.trim())) throw usageError(`failed to parse --split-path ${JSON.stringify(text)}: expected indices like 0,3`)
+    return Number(s.trim())
+  })
+}
+
+function optionalIndex(flag: string, v: number | undefined): number | undefined {
+  return v === undefined ? undefined : nonNegative(flag, v)
+}
+
+function nonNegative(flag: string, v: number): number {
+  if (!Number.isInteger(v) || v < 0) throw usageError(`failed to accept ${flag} ${v}: expected a whole number, 0 or more`)
+  return v
+}
+
+function positive(flag: string, v: number): number {
+  if (!(v > 0)) throw usageError(`failed to accept ${flag} ${v}: expected a number above 0`)
+  return v
+}

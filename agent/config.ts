@@ -1,0 +1,73 @@
+// The typed configuration of one agent command, and the defaults that flags and the environment override.
+import type { OutputName } from './outputs.js'
+
+export type Datastore = 'local' | 's3'
+
+export interface FetchSettings {
+  url: string
+  sha256?: string | undefined
+  allowHttp: boolean
+  flowFile?: string | undefined
+  maxBytes: number
+  timeoutMs: number
+  attempts: number
+}
+
+/** What `init` and `step` share. */
+export interface TaskConfig {
+  code: FetchSettings
+  /** the FlowSpec class; read from the flow file when not given */
+  flowName?: string | undefined
+  python: string
+  runtime: string
+  user: string
+  datastore: Datastore
+  /** the Metaflow datastore root (for local, the `.metaflow` folder itself) */
+  datastoreRoot?: string | undefined
+  metadata?: string | undefined
+  runId: string
+  tags: string[]
+  /** flow parameters for init: name -> value as Metaflow's CLI would take it */
+  params: Record<string, string>
+  outputDir?: string | undefined
+  outputs: { name: OutputName; path: string }[]
+  /** where to put the code; a fresh temp folder when not given */
+  workDir?: string | undefined
+  keepWorkDir: boolean
+  graceMs: number
+}
+
+export interface InitConfig extends TaskConfig {
+  command: 'init'
+  taskId?: string | undefined
+}
+
+export interface StepConfig extends TaskConfig {
+  command: 'step'
+  step: string
+  taskId?: string | undefined
+  inputPaths?: string | undefined
+  splitIndex?: number | undefined
+  splitPath: number[]
+  parents: string[]
+  joinForeach?: string | undefined
+  numSplits?: number | undefined
+  retryCount: number
+  maxUserCodeRetries: number
+}
+
+export type AgentConfig = InitConfig | StepConfig
+
+export const DEFAULTS = {
+  user: 'kfp-user',
+  python: 'python3',
+  codeMaxBytes: 64 << 20,
+  codeTimeoutMs: 5 * 60_000,
+  codeAttempts: 6,
+  graceMs: 20_000,
+  /** input paths longer than this go to Metaflow through --input-paths-filename */
+  inputPathsInlineMax: 8 << 10,
+} as const
+
+/** Metaflow refuses attempt numbers from this one on (MAX_ATTEMPTS in metaflow_config.py). */
+export const METAFLOW_MAX_ATTEMPTS = 6

@@ -1,0 +1,42 @@
+// The entrypoint: parse, run, and map every outcome to an exit code in one place.
+import { parseArgs } from './cli.js'
+import { AgentError, ExitCode, describeError } from './errors.js'
+import { runInit, runStep } from './run-step.js'
+import type { Io } from './run-step.js'
+
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  try {
+    const parsed = parseArgs(argv, io.env)
+    if (parsed.kind === 'printed') return 0
+    const cfg = parsed.config
+    return cfg.command === 'init' ? await runInit(cfg, io) : await runStep(cfg, io)
+  } catch (err) {
+    const agentErr = err instanceof AgentError ? err : new AgentError('internal', 'failed unexpectedly', { cause: err, hint: 'please report this with the log above' })
+    const cause = agentErr.cause === undefined ? '' : `: ${describeError(agentErr.cause)}`
+    const hint = agentErr.hint ? ` (${agentErr.hint})` : ''
+    io.log(`error: ${agentErr.message}${cause}${hint}`.replace(/\s*\n\s*/g, ' '))
+    return agentErr.exitCode
+  }
+}
+
+if (require.main === module) {
+  const write = (stream: NodeJS.WriteStream) => (line: Buffer) => {
+    if (!stream.write(Buffer.concat([line, Buffer.from('\n')]))) return new Promise<void>((r) => stream.once('drain', r))
+  }
+  const io: Io = {
+    log: (line) => process.stderr.write(`metaflow-kfp: ${line}\n`),
+    stdout: write(process.stdout),
+    stderr: write(process.stderr),
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    cwd: process.cwd(),
+  }
+  main(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err) => {
+      process.stderr.write(`metaflow-kfp: error: ${describeError(err)}\n`)
+      process.exitCode = ExitCode.internal
+    },
+  )
+}

@@ -1,0 +1,137 @@
+// Runs one child process in its own process group: live line-by-line output, signal forwarding, 128+N.
+import { spawn } from 'node:child_process'
+import { constants } from 'node:os'
+import { Transform, Writable } from 'node:stream'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+
+export interface ProcessResult {
+  /** the exit code, or 128+N after a death by signal N */
+  exitCode: number
+  /** the signal that killed the child, when one did */
+  signal?: NodeJS.Signals | undefined
+  /** the signal the agent received and forwarded, when one did */
+  forwarded?: NodeJS.Signals | undefined
+}
+
+/** Receives each complete line of one stream, without its newline. Returns false to ask for backpressure. */
+export type LineSink = (line: Buffer) => void | Promise<void>
+
+export interface RunProcessOptions {
+  cwd: string
+  env: NodeJS.ProcessEnv
+  stdout: LineSink
+  stderr: LineSink
+  /** after forwarding a signal, how long the group gets before SIGKILL */
+  graceMs: number
+  /** after the child exits, how long to wait for grandchildren holding its pipes */
+  closeWaitMs?: number
+  /** the signals to forward; the process object to listen on (tests pass their own) */
+  signals?: readonly NodeJS.Signals[]
+  signalSource?: NodeJS.EventEmitter
+}
+
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP']
+/** Lines longer than this are cut, so one endless line cannot exhaust memory. */
+const MAX_LINE = 1 << 20
+
+/**
+ * Spawns `command args` (argv, never a shell) as a process-group leader and streams its
+ * output line by line into the sinks with backpressure. SIGTERM/SIGINT/SIGHUP sent to the
+ * agent go to the whole group; SIGKILL follows after the grace period.
+ */
+export async function runProcess(command: string, args: readonly string[], opts: RunProcessOptions): Promise<ProcessResult> {
+  const child = spawn(command, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  })
+  const source = opts.signalSource ?? process
+  const signals = opts.signals ?? FORWARDED
+  let forwarded: NodeJS.Signals | undefined
+  let killTimer: NodeJS.Timeout | undefined
+  const sendToGroup = (sig: NodeJS.Signals) => {
+    if (child.pid === undefined) return
+    try {
+      process.kill(-child.pid, sig)
+    } catch {
+      // the group is already gone
+    }
+  }
+  const onSignal = (sig: NodeJS.Signals) => {
+    forwarded ??= sig
+    sendToGroup(sig)
+    killTimer ??= setTimeout(() => sendToGroup('SIGKILL'), opts.graceMs)
+    killTimer.unref()
+  }
+  for (const s of signals) source.on(s, onSignal)
+
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve)
+    child.once('error', reject)
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+  })
+  const streams = Promise.all([
+    pump(child.stdout as Readable, opts.stdout),
+    pump(child.stderr as Readable, opts.stderr),
+  ])
+  try {
+    await spawned
+    const { code, signal } = await exited
+    // A grandchild that inherited the pipes can keep them open after the child exits.
+    const closeWait = opts.closeWaitMs ?? 5000
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        child.stdout?.destroy()
+        child.stderr?.destroy()
+        resolve()
+      }, closeWait)
+    })
+    await Promise.race([streams.catch(() => undefined), late])
+    clearTimeout(timer)
+    const exitCode = code ?? 128 + (signal ? constants.signals[signal] : 0)
+    return { exitCode, signal: signal ?? undefined, forwarded }
+  } finally {
+    for (const s of signals) source.off(s, onSignal)
+    if (killTimer) clearTimeout(killTimer)
+  }
+}
+
+async function pump(stream: Readable, sink: LineSink): Promise<void> {
+  await pipeline(stream, splitLines(), new Writable({
+    objectMode: true,
+    write(line: Buffer, _enc, done) {
+      Promise.resolve(sink(line)).then(() => done(), done)
+    },
+  }))
+}
+
+/** A transform from bytes to complete lines (Buffers without the newline). */
+export function splitLines(): Transform {
+  let rest: Buffer = Buffer.alloc(0)
+  return new Transform({
+    readableObjectMode: true,
+    transform(chunk: Buffer, _enc, done) {
+      let buf = rest.length ? Buffer.concat([rest, chunk]) : chunk
+      let nl: number
+      while ((nl = buf.indexOf(0x0a)) !== -1) {
+        this.push(buf.subarray(0, nl))
+        buf = buf.subarray(nl + 1)
+      }
+      while (buf.length > MAX_LINE) {
+        this.push(buf.subarray(0, MAX_LINE))
+        buf = buf.subarray(MAX_LINE)
+      }
+      rest = Buffer.from(buf)
+      done()
+    },
+    flush(done) {
+      if (rest.length) this.push(rest)
+      done()
+    },
+  })
+}
