@@ -7,7 +7,7 @@ import { Transform } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
-import { EnvHttpProxyAgent, request } from 'undici'
+import { EnvHttpProxyAgent, interceptors, request } from 'undici'
 import type { Dispatcher } from 'undici'
 import { AgentError, describeError, redactUrl } from './errors.js'
 import { extractPackage, unsafeEntryReason } from './package-extract.js'
@@ -69,11 +69,12 @@ let dispatcher: Dispatcher | undefined
 /** Honours HTTP_PROXY, HTTPS_PROXY and NO_PROXY; retries are ours, so the agent does not retry. */
 function httpDispatcher(): Dispatcher {
   dispatcher ??= new EnvHttpProxyAgent({ connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 60_000 })
+    .compose(interceptors.redirect({ maxRedirections: 5 }))
   return dispatcher
 }
 
 export const httpOpener: Opener = async (url, signal) => {
-  const res = await request(url, { method: 'GET', signal, dispatcher: httpDispatcher(), maxRedirections: 5 } as Parameters<typeof request>[1])
+  const res = await request(url, { method: 'GET', signal, dispatcher: httpDispatcher() })
   if (res.statusCode === 200) {
     const len = Number(res.headers['content-length'])
     return { body: res.body, length: Number.isFinite(len) ? len : undefined }

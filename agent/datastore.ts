@@ -82,7 +82,8 @@ export async function readTaskRecord(store: ObjectStore, t: TaskRef): Promise<Ta
     throw new Error(`${store.root}/${dataKey} is not valid JSON`, { cause: err })
   }
   const taskOk = await readScalar(store, t.flow, objects, '_task_ok')
-  const numSplits = await readScalar(store, t.flow, objects, '_foreach_num_splits')
+  // The _parameters task that init writes has no foreach bookkeeping at all.
+  const numSplits = '_foreach_num_splits' in objects ? await readScalar(store, t.flow, objects, '_foreach_num_splits') : null
   if (typeof taskOk !== 'boolean') throw new Error(`_task_ok is ${String(taskOk)}, not a boolean`)
   if (numSplits !== null && (typeof numSplits !== 'number' || numSplits < 0)) {
     throw new Error(`_foreach_num_splits is ${String(numSplits)}, not a split count`)

@@ -44,20 +44,20 @@ export async function writeOutputs(values: OutputValues, targets: OutputTargets)
       written.push(path)
     }
   } catch (err) {
-    await Promise.all(written.map((p) => rm(p, { force: true })))
+    await Promise.all(written.map((p) => rm(p, { force: true }).catch(() => undefined)))
     throw err
   }
   return written
 }
 
 async function writeAtomically(path: string, content: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true })
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
   try {
+    await mkdir(dirname(path), { recursive: true })
     await writeFile(tmp, content, { flag: 'wx' })
     await rename(tmp, path)
   } catch (err) {
-    await rm(tmp, { force: true })
+    await rm(tmp, { force: true }).catch(() => undefined)
     throw new Error(`failed to write output ${path}`, { cause: err })
   }
 }

@@ -4,13 +4,13 @@ from metaflow import FlowSpec, JSONType, Parameter, step
 
 class ParamsFlow(FlowSpec):
     alpha = Parameter("alpha", help="a learning rate", type=float, default=0.5)
-    name = Parameter("name", help="who to greet", default="world")
+    who = Parameter("who", help="who to greet", default="world")
     count = Parameter("count", help="how many repeats", type=int, default=2)
     config = Parameter("config", help="a JSON object", type=JSONType, default='{"depth": 3}')
 
     @step
     def start(self):
-        self.greeting = ("hello %s " % self.name) * self.count
+        self.greeting = ("hello %s " % self.who) * self.count
         self.scaled = self.alpha * self.config["depth"]
         self.next(self.end)
 

@@ -21,7 +21,7 @@ namespace(None)
 r = Run(sys.argv[1])
 end = {}
 for a in r['end'].task.artifacts:
-    if a.id.startswith('_') or a.id == 'name':
+    if a.id.startswith('_'):
         continue
     try:
         json.dumps(a.data); end[a.id] = a.data
