@@ -1,0 +1,97 @@
+// The command line of the built agent: help, version, and one clear line for every bad input.
+import { describe, expect, it } from 'vitest'
+import { parseArgs } from '../agent/cli'
+import { AgentError } from '../agent/errors'
+import { runAgent } from './helpers/agent-process'
+
+const base = ['--code-url', 'file:///x/flow.py', '--run-id', 'kfp-1']
+
+describe('the built agent', () => {
+  it('prints its version', async () => {
+    const r = await runAgent(['--version'])
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
+  })
+
+  it('documents every command, option group and exit code in --help', async () => {
+    const step = await runAgent(['step', '--help'])
+    expect(step.code).toBe(0)
+    for (const opt of ['--code-url', '--code-sha256', '--flow-file', '--python', '--runtime', '--user', '--datastore', '--datastore-root', '--run-id', '--task-id', '--input-paths', '--split-index', '--retry-count', '--max-user-code-retries', '--tag', '--param', '--output-dir', '--output', '--parent', '--join-foreach', '--num-splits', '--split-path']) {
+      expect(step.stdout).toContain(opt)
+    }
+    expect(step.stdout).toMatch(/Examples:/)
+    const top = await runAgent(['--help'])
+    expect(top.stdout).toMatch(/step <step>/)
+    expect(top.stdout).toMatch(/init/)
+    expect(top.stdout).toMatch(/64 usage/)
+  })
+
+  it('answers a bad flag with exit 64 and one line that says what to do', async () => {
+    const r = await runAgent(['step', 'start', ...base, '--retry-count', '9'])
+    expect(r.code).toBe(64)
+    const lines = r.stderr.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^metaflow-kfp: error: failed to accept --retry-count 9: .*\(.+\)$/)
+  })
+
+  it('answers a missing required flag with exit 64', async () => {
+    const r = await runAgent(['step', 'start', '--run-id', 'kfp-1'])
+    expect(r.code).toBe(64)
+    expect(r.stderr).toMatch(/code-url/)
+  })
+
+  it('answers a code URL that does not exist with exit 69', async () => {
+    const r = await runAgent(['step', 'start', '--code-url', 'file:///nonexistent/flow.py', '--run-id', 'kfp-1'])
+    expect(r.code).toBe(69)
+    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/failed to fetch file:\/\/\/nonexistent\/flow.py: .*ENOENT/)
+  })
+})
+
+describe('parseArgs', () => {
+  it('turns argv into a typed step config', () => {
+    const p = parseArgs(['step', 'explore', ...base, '--parent', 'start', '--split-index', '2', '--output', 'task_id=/tmp/t', '--tag', 'a', '--tag', 'b'], {})
+    expect(p.kind).toBe('run')
+    if (p.kind !== 'run' || p.config.command !== 'step') throw new Error('not a step')
+    expect(p.config).toMatchObject({ step: 'explore', runId: 'kfp-1', parents: ['start'], splitIndex: 2, tags: ['a', 'b'], outputs: [{ name: 'task_id', path: '/tmp/t' }], user: 'kfp-user', datastore: 'local' })
+  })
+
+  it('keeps ids as strings even when they look like numbers', () => {
+    const p = parseArgs(['step', 'start', '--code-url', 'file:///f.py', '--run-id', '123', '--task-id', '007'], {})
+    if (p.kind !== 'run') throw new Error('not run')
+    expect(p.config.runId).toBe('123')
+  })
+
+  it('takes the user from METAFLOW_USER but never root', () => {
+    const get = (env: NodeJS.ProcessEnv) => {
+      const p = parseArgs(['step', 'start', ...base], env)
+      return p.kind === 'run' ? p.config.user : undefined
+    }
+    expect(get({ METAFLOW_USER: 'alice' })).toBe('alice')
+    expect(get({ METAFLOW_USER: 'root' })).toBe('kfp-user')
+  })
+
+  it('reads flow parameters as NAME=VALUE and as JSON', () => {
+    const p = parseArgs(['init', ...base, '--param', 'a=1=2', '--params-json', '{"b": [1, 2], "c": "x"}'], {})
+    if (p.kind !== 'run') throw new Error('not run')
+    expect(p.config.params).toEqual({ a: '1=2', b: '[1,2]', c: 'x' })
+  })
+
+  for (const [why, args] of [
+    ['an unknown output name', ['--output', 'nope=/tmp/x']],
+    ['a malformed --param', ['--param', 'novalue']],
+    ['--params-json that is not an object', ['--params-json', '[1]']],
+    ['a negative split index', ['--split-index', '-1']],
+    ['a split path with words', ['--split-path', '1,a']],
+  ] as const) {
+    it(`refuses ${why} as a usage error`, () => {
+      let err: unknown
+      try {
+        parseArgs(['step', 'x', ...base, ...args], {})
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(AgentError)
+      expect((err as AgentError).exitCode).toBe(64)
+    })
+  }
+})
