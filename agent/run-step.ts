@@ -59,9 +59,11 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     }
 
     const inputs = cfg.inputPaths ?? inputPathsText(placement)
-    const inputPaths = inputs.length > DEFAULTS.inputPathsInlineMax
-      ? { file: await writeInputPathsFile(work, inputs) }
-      : { inline: inputs }
+    let inputPaths: { inline: string } | { file: string } = { inline: inputs }
+    if (inputs.length > DEFAULTS.inputPathsInlineMax) {
+      io.log(`input paths of ${inputs.length} bytes go to Metaflow through --input-paths-filename`)
+      inputPaths = { file: await writeInputPathsFile(work, inputs) }
+    }
     io.log(`running ${p.flow}/${cfg.runId}/${cfg.step}/${taskId} attempt ${cfg.retryCount}`)
     const started = Date.now()
     const result = await runProcess(cfg.python, stepArgs(p.top, {
