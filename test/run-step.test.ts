@@ -1,10 +1,11 @@
 // End to end: real Metaflow steps run through dist/metaflow-kfp, judged by Metaflow's own client.
+import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { localClientEnv, metaflowRun } from './helpers/metaflow-client'
 import { Orchestrator } from './helpers/orchestrate'
-import { FIXTURE_FLOWS, flowUrl } from './helpers/paths'
+import { FIXTURE_FLOWS, PYTHON, flowUrl } from './helpers/paths'
 import { useTempDir } from './helpers/temp-dir'
 
 const tempDir = useTempDir()
@@ -138,8 +139,6 @@ describe('after a step fails', () => {
     const dir = tempDir()
     const o = orchestrator('failing_flow.py', dir, flowUrl('failing_flow.py', FIXTURE_FLOWS))
     await o.raw(['step', 'start'])
-    const { execFileSync } = await import('node:child_process')
-    const { PYTHON } = await import('./helpers/paths')
     const logs = execFileSync(PYTHON, [join(FIXTURE_FLOWS, 'failing_flow.py'), 'logs', '--stderr', `${o.runId}/start/start`], {
       env: { ...localClientEnv(dir), METAFLOW_USER: 'test' },
       encoding: 'utf8',
