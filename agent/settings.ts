@@ -1,0 +1,169 @@
+// Resolves the seed's settings: a flag wins over the environment, the environment over the Metaflow profile.
+import { readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { AgentError, redactUrl } from './errors.js'
+
+/** The keys the agent resolves, as named in the seed's profile and in Metaflow's environment. */
+export const SETTING_KEYS = [
+  'METAFLOW_USER',
+  'METAFLOW_DEFAULT_DATASTORE',
+  'METAFLOW_DATASTORE_SYSROOT_S3',
+  'METAFLOW_DEFAULT_METADATA',
+  'METAFLOW_SERVICE_URL',
+  'METAFLOW_AWS_ARN',
+  'METAFLOW_AWS_S3_REGION',
+  'METAFLOW_S3_ENDPOINT_URL',
+  'KFP_RUN_URL_PREFIX',
+] as const
+export type SettingKey = (typeof SETTING_KEYS)[number]
+
+/** The flag that sets each key, for `config` output and messages. */
+export const SETTING_FLAGS: Partial<Record<SettingKey, string>> = {
+  METAFLOW_USER: '--user',
+  METAFLOW_DEFAULT_DATASTORE: '--datastore',
+  METAFLOW_DATASTORE_SYSROOT_S3: '--datastore-root',
+  METAFLOW_DEFAULT_METADATA: '--metadata',
+  METAFLOW_AWS_ARN: '--role-arn',
+  METAFLOW_AWS_S3_REGION: '--aws-region',
+  METAFLOW_S3_ENDPOINT_URL: '--s3-endpoint-url',
+}
+
+export type SettingSource = 'flag' | 'env' | 'profile' | 'default'
+
+export interface Setting {
+  value: string | undefined
+  source: SettingSource
+}
+
+export interface ResolvedSettings {
+  /** the profile file read, when there was one */
+  profile: { name: string | undefined; path: string; found: boolean }
+  values: Record<SettingKey, Setting>
+}
+
+/** Flags by the key they set; `datastoreRoot` sets METAFLOW_DATASTORE_SYSROOT_S3 only when the datastore is s3. */
+export type SettingFlags = Partial<Record<SettingKey, string>> & { datastoreRoot?: string | undefined }
+
+const DEFAULTS: Partial<Record<SettingKey, string>> = {
+  METAFLOW_USER: 'kfp-user',
+  METAFLOW_DEFAULT_DATASTORE: 'local',
+  METAFLOW_DEFAULT_METADATA: 'local',
+}
+
+/**
+ * Reads the profile the way Metaflow's init_config does: $METAFLOW_HOME (default
+ * ~/.metaflowconfig)/config_$METAFLOW_PROFILE.json, or config.json without a profile.
+ * A named profile that is missing is an error; a missing config.json is not.
+ */
+export function readProfile(env: NodeJS.ProcessEnv, home = homedir()): { name: string | undefined; path: string; found: boolean; values: Record<string, unknown> } {
+  const dir = expandHome(env.METAFLOW_HOME || join(home, '.metaflowconfig'), home)
+  const name = env.METAFLOW_PROFILE || undefined
+  const path = join(dir, name ? `config_${name}.json` : 'config.json')
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !name) return { name, path, found: false, values: {} }
+    throw new AgentError('usage', `failed to read the Metaflow profile ${path}`, {
+      cause: err,
+      hint: name ? `create it, or unset METAFLOW_PROFILE=${name}` : 'make it readable, or set METAFLOW_HOME',
+    })
+  }
+  let values: unknown
+  try {
+    values = JSON.parse(text)
+  } catch (err) {
+    throw new AgentError('usage', `failed to parse the Metaflow profile ${path}`, {
+      cause: err,
+      hint: 'make it one JSON object, without comments, like the example in the README',
+    })
+  }
+  if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+    throw new AgentError('usage', `failed to parse the Metaflow profile ${path}: not a JSON object`, {
+      hint: 'make it one JSON object of "KEY": "value" pairs',
+    })
+  }
+  return { name, path, found: true, values: values as Record<string, unknown> }
+}
+
+function expandHome(p: string, home: string): string {
+  return p === '~' || p.startsWith('~/') ? join(home, p.slice(1)) : p
+}
+
+/** Every key from its flag, else the environment, else the profile, else the agent's default. */
+export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv, home = homedir()): ResolvedSettings {
+  const profile = readProfile(env, home)
+  const values = {} as Record<SettingKey, Setting>
+  for (const key of SETTING_KEYS) {
+    const flag = flags[key]
+    const fromEnv = key === 'METAFLOW_USER' ? nonRoot(env[key]) : env[key]
+    const fromProfile = profile.values[key]
+    if (flag !== undefined && flag !== '') values[key] = { value: flag, source: 'flag' }
+    else if (fromEnv !== undefined && fromEnv !== '') values[key] = { value: fromEnv, source: 'env' }
+    else if (fromProfile !== undefined && fromProfile !== null && fromProfile !== '') values[key] = { value: String(fromProfile), source: 'profile' }
+    else values[key] = { value: DEFAULTS[key], source: 'default' }
+  }
+  const ds = values.METAFLOW_DEFAULT_DATASTORE
+  if (ds.value !== 'local' && ds.value !== 's3') {
+    const where = describeSource('METAFLOW_DEFAULT_DATASTORE', ds, profile.path)
+    throw new AgentError('usage', `failed to use METAFLOW_DEFAULT_DATASTORE=${ds.value} (${where}): only local and s3 are supported`, {
+      hint: 'set it to local or s3, or pass --datastore',
+    })
+  }
+  if (ds.value === 's3' && flags.datastoreRoot) values.METAFLOW_DATASTORE_SYSROOT_S3 = { value: flags.datastoreRoot, source: 'flag' }
+  const arn = values.METAFLOW_AWS_ARN.value
+  if (arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]+$/.test(arn)) {
+    throw new AgentError('usage', `failed to accept the role ARN ${JSON.stringify(arn)} (${describeSource('METAFLOW_AWS_ARN', values.METAFLOW_AWS_ARN, profile.path)})`, {
+      hint: 'give a role ARN like arn:aws:iam::123456789012:role/name',
+    })
+  }
+  return { profile: { name: profile.name, path: profile.path, found: profile.found }, values }
+}
+
+// Metaflow refuses to run as root, so a root METAFLOW_USER falls through to the next source.
+function nonRoot(user: string | undefined): string | undefined {
+  return user && user !== 'root' ? user : undefined
+}
+
+export function describeSource(key: SettingKey, s: Setting, profilePath: string): string {
+  switch (s.source) {
+    case 'flag':
+      return `flag ${SETTING_FLAGS[key] ?? key}`
+    case 'env':
+      return `environment ${key}`
+    case 'profile':
+      return `profile ${profilePath}`
+    default:
+      return 'default'
+  }
+}
+
+/** A value safe to print: URLs lose user info and query strings. */
+export function shownValue(key: SettingKey, value: string | undefined): string {
+  if (value === undefined) return '(not set)'
+  if (key.endsWith('_URL') || key.endsWith('_PREFIX') || key === 'METAFLOW_DATASTORE_SYSROOT_S3') return redactUrl(value)
+  return value
+}
+
+/** Standard AWS variables `config` reports; the credential ones only say whether they are set. */
+const AWS_SHOWN = ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_STS', 'AWS_PROFILE', 'AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']
+const AWS_SECRET = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN']
+
+/** The lines `metaflow-kfp config` prints: each setting, its value and where it came from; no secrets. */
+export function describeSettings(s: ResolvedSettings, env: NodeJS.ProcessEnv): string[] {
+  const profile = s.profile.found
+    ? `profile: ${s.profile.name ?? '(none)'} (${s.profile.path})`
+    : `profile: none (${s.profile.path} does not exist)`
+  const lines = [profile]
+  for (const key of SETTING_KEYS) {
+    const v = s.values[key]
+    lines.push(`${key}=${shownValue(key, v.value)}  # ${describeSource(key, v, s.profile.path)}`)
+  }
+  for (const key of AWS_SHOWN) {
+    const v = env[key] ?? env[key.toLowerCase()]
+    if (v) lines.push(`${key}=${key.includes('PROXY') || key.includes('URL') ? redactUrl(v) : v}  # environment`)
+  }
+  for (const key of AWS_SECRET) if (env[key]) lines.push(`${key}=****  # environment (masked)`)
+  return lines
+}
