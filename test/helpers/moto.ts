@@ -7,6 +7,9 @@ import { resolve } from 'node:path'
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { VENV_BIN } from './paths'
 
+// The tests' own SDK clients run on Node 20 too; the agent silences the same warning in main.ts.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
+
 export interface Moto {
   endpoint: string
   /** what the server printed, for failure messages */
