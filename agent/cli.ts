@@ -3,17 +3,43 @@ import yargs from 'yargs'
 import type { Argv } from 'yargs'
 import { AGENT_VERSION, RUNTIME_PIN } from './build-info.js'
 import { DEFAULTS } from './config.js'
-import type { AgentConfig, Datastore, TaskConfig } from './config.js'
+import type { ParsedRun, UnresolvedConfig } from './config.js'
 import { AgentError } from './errors.js'
 import { isOutputName, OUTPUT_NAMES } from './outputs.js'
 import type { OutputName } from './outputs.js'
 
-export type ParsedCommand = { kind: 'run'; config: AgentConfig } | { kind: 'printed' }
+import type { SettingFlags } from './settings.js'
+
+export type ParsedCommand = ParsedRun | { kind: 'config'; flags: SettingFlags } | { kind: 'printed' }
 
 const usageError = (message: string, hint = 'run metaflow-kfp --help') => new AgentError('usage', message, { hint })
 
-function taskOptions(y: Argv) {
+/** The options that set a Metaflow/AWS setting; each falls back to the environment, then the profile (settings.ts). */
+function settingOptions(y: Argv) {
   return y
+    .option('user', { type: 'string', group: 'Settings (flag > environment > profile):', describe: `METAFLOW_USER for the step (default: ${DEFAULTS.user})` })
+    .option('datastore', { type: 'string', choices: ['local', 's3'], group: 'Settings (flag > environment > profile):', describe: 'METAFLOW_DEFAULT_DATASTORE (default: local)' })
+    .option('datastore-root', { type: 'string', group: 'Settings (flag > environment > profile):', describe: "the datastore root: for s3 METAFLOW_DATASTORE_SYSROOT_S3; for local the .metaflow folder (default: Metaflow's own rule)" })
+    .option('metadata', { type: 'string', group: 'Settings (flag > environment > profile):', describe: 'METAFLOW_DEFAULT_METADATA: local or service (default: local)' })
+    .option('role-arn', { type: 'string', group: 'Settings (flag > environment > profile):', describe: 'METAFLOW_AWS_ARN: the IAM role the step runs as; assumed via STS and served to the step' })
+    .option('aws-region', { type: 'string', group: 'Settings (flag > environment > profile):', describe: 'METAFLOW_AWS_S3_REGION (default: $AWS_REGION, else us-east-1)' })
+    .option('s3-endpoint-url', { type: 'string', group: 'Settings (flag > environment > profile):', describe: 'METAFLOW_S3_ENDPOINT_URL, for S3-compatible stores' })
+}
+
+function settingFlags(a: Record<string, unknown>): SettingFlags {
+  return {
+    METAFLOW_USER: a.user as string | undefined,
+    METAFLOW_DEFAULT_DATASTORE: a.datastore as string | undefined,
+    METAFLOW_DEFAULT_METADATA: a.metadata as string | undefined,
+    METAFLOW_AWS_ARN: a.roleArn as string | undefined,
+    METAFLOW_AWS_S3_REGION: a.awsRegion as string | undefined,
+    METAFLOW_S3_ENDPOINT_URL: a.s3EndpointUrl as string | undefined,
+    datastoreRoot: a.datastoreRoot as string | undefined,
+  }
+}
+
+function taskOptions(y: Argv) {
+  return settingOptions(y)
     .option('code-url', { type: 'string', demandOption: true, group: 'Code:', describe: 'where the flow is: https://, http:// (pinned), file://, s3:// (a .py file or a .tar.gz package)' })
     .option('code-sha256', { type: 'string', group: 'Code:', describe: 'refuse to run unless the downloaded bytes have this sha256' })
     .option('allow-insecure-http', { type: 'boolean', default: false, group: 'Code:', describe: 'allow http:// without --code-sha256' })
@@ -23,10 +49,6 @@ function taskOptions(y: Argv) {
     .option('code-timeout', { type: 'number', default: DEFAULTS.codeTimeoutMs / 1000, group: 'Code:', describe: 'seconds for all download attempts together' })
     .option('python', { type: 'string', default: DEFAULTS.python, group: 'Runtime:', describe: 'the Python interpreter that runs the flow' })
     .option('runtime', { type: 'string', default: RUNTIME_PIN, group: 'Runtime:', describe: 'the pinned Metaflow, name==version; installed (uv, else pip) when missing' })
-    .option('user', { type: 'string', group: 'Runtime:', describe: `METAFLOW_USER for the step (default: $METAFLOW_USER, else ${DEFAULTS.user})` })
-    .option('datastore', { type: 'string', choices: ['local', 's3'], group: 'Datastore:', describe: 'default: $METAFLOW_DEFAULT_DATASTORE, else local' })
-    .option('datastore-root', { type: 'string', group: 'Datastore:', describe: "the datastore root (local: the .metaflow folder; default: Metaflow's own rule)" })
-    .option('metadata', { type: 'string', group: 'Datastore:', describe: 'the Metaflow metadata provider (local, service)' })
     .option('run-id', { type: 'string', demandOption: true, group: 'Task:', describe: 'the Metaflow run id, e.g. kfp-<pipeline run uuid>' })
     .option('tag', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a Metaflow tag (repeatable)' })
     .option('param', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a flow parameter for init, NAME=VALUE (repeatable)' })
@@ -63,6 +85,9 @@ export function buildParser(argv: readonly string[]) {
         .option('task-id', { type: 'string', group: 'Task:', describe: 'the parameters task id (default: params)' })
         .example('$0 init --code-url file:///flows/params.py --run-id kfp-1 --param alpha=0.1', 'persist flow parameters'),
     )
+    .command('config', 'print the resolved settings and where each came from (secrets masked)', (y) =>
+      settingOptions(y).example('METAFLOW_PROFILE=sree $0 config', "show what the profile ~/.metaflowconfig/config_sree.json resolves to"),
+    )
     .demandCommand(1, 'name a command: step or init')
     .strict()
     .version(AGENT_VERSION)
@@ -76,8 +101,8 @@ export function buildParser(argv: readonly string[]) {
     .exitProcess(false)
 }
 
-/** Parses argv; the environment supplies the defaults that Metaflow itself reads from it. */
-export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedCommand {
+/** Parses argv; settings that flags leave open are resolved later, from the environment and profile (settings.ts). */
+export function parseArgs(argv: readonly string[]): ParsedCommand {
   let failure: Error | undefined
   let printed = false
   const parser = buildParser(argv).fail((msg, err) => {
@@ -93,7 +118,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   if (printed || a.help || a.version) return { kind: 'printed' }
 
   const command = (a._ as string[])[0]
-  const base: TaskConfig = {
+  const flags = settingFlags(a)
+  if (command === 'config') return { kind: 'config', flags }
+  const base: Omit<UnresolvedConfig, 'command'> = {
     code: {
       url: a.codeUrl as string,
       sha256: a.codeSha256 as string | undefined,
@@ -106,8 +133,6 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     flowName: a.flowName as string | undefined,
     python: a.python as string,
     runtime: a.runtime as string,
-    user: (a.user as string | undefined) ?? nonRoot(env.METAFLOW_USER) ?? DEFAULTS.user,
-    datastore: ((a.datastore as string | undefined) ?? datastoreFromEnv(env)) as Datastore,
     datastoreRoot: a.datastoreRoot as string | undefined,
     metadata: a.metadata as string | undefined,
     runId: a.runId as string,
@@ -119,9 +144,10 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     keepWorkDir: a.keepWorkDir as boolean,
     graceMs: nonNegative('--grace-period', a.gracePeriod as number) * 1000,
   }
-  if (command === 'init') return { kind: 'run', config: { ...base, command: 'init', taskId: a.taskId as string | undefined } }
+  if (command === 'init') return { kind: 'run', flags, config: { ...base, command: 'init', taskId: a.taskId as string | undefined } }
   return {
     kind: 'run',
+    flags,
     config: {
       ...base,
       command: 'step',
@@ -137,17 +163,6 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
       maxUserCodeRetries: nonNegative('--max-user-code-retries', a.maxUserCodeRetries as number),
     },
   }
-}
-
-function nonRoot(user: string | undefined): string | undefined {
-  return user && user !== 'root' ? user : undefined
-}
-
-function datastoreFromEnv(env: NodeJS.ProcessEnv): Datastore {
-  const v = env.METAFLOW_DEFAULT_DATASTORE
-  if (v === undefined || v === '') return 'local'
-  if (v === 'local' || v === 's3') return v
-  throw usageError(`failed to use METAFLOW_DEFAULT_DATASTORE=${v}: only local and s3 are supported`, 'set it to local or s3, or pass --datastore')
 }
 
 function parseOutput(spec: string): { name: OutputName; path: string } {

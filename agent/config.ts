@@ -1,5 +1,6 @@
 // The typed configuration of one agent command, and the defaults that flags and the environment override.
 import type { OutputName } from './outputs.js'
+import type { ResolvedSettings, SettingFlags } from './settings.js'
 
 export type Datastore = 'local' | 's3'
 
@@ -25,6 +26,8 @@ export interface TaskConfig {
   /** the Metaflow datastore root (for local, the `.metaflow` folder itself) */
   datastoreRoot?: string | undefined
   metadata?: string | undefined
+  /** every setting with where it came from (settings.ts); user and datastore above are taken from it */
+  settings: ResolvedSettings
   runId: string
   tags: string[]
   /** flow parameters for init: name -> value as Metaflow's CLI would take it */
@@ -57,6 +60,10 @@ export interface StepConfig extends TaskConfig {
 }
 
 export type AgentConfig = InitConfig | StepConfig
+
+/** What cli.ts produces: a config still waiting for its settings, and the flags that set them. */
+export type UnresolvedConfig = AgentConfig extends infer C ? (C extends AgentConfig ? Omit<C, 'user' | 'datastore' | 'settings'> : never) : never
+export type ParsedRun = { kind: 'run'; config: UnresolvedConfig; flags: SettingFlags }
 
 export const DEFAULTS = {
   user: 'kfp-user',

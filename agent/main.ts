@@ -2,13 +2,19 @@
 import { parseArgs } from './cli.js'
 import { AgentError, ExitCode, describeError } from './errors.js'
 import { runInit, runStep } from './run-step.js'
+import { applySettings, describeSettings, resolveSettings } from './settings.js'
 import type { Io } from './run-step.js'
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
-    const parsed = parseArgs(argv, io.env)
+    const parsed = parseArgs(argv)
     if (parsed.kind === 'printed') return 0
-    const cfg = parsed.config
+    const settings = resolveSettings(parsed.flags, io.env)
+    if (parsed.kind === 'config') {
+      for (const line of describeSettings(settings, io.env)) await io.stdout(Buffer.from(line))
+      return 0
+    }
+    const cfg = applySettings(parsed.config, settings)
     return cfg.command === 'init' ? await runInit(cfg, io) : await runStep(cfg, io)
   } catch (err) {
     const agentErr = err instanceof AgentError ? err : new AgentError('internal', 'failed unexpectedly', { cause: err, hint: 'please report this with the log above' })
@@ -20,6 +26,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 }
 
 if (require.main === module) {
+  // The SDK reads this from process.env itself, not from io.env.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
   const write = (stream: NodeJS.WriteStream) => (line: Buffer) => {
     if (!stream.write(Buffer.concat([line, Buffer.from('\n')]))) return new Promise<void>((r) => stream.once('drain', r))
   }

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import type { AgentConfig, Datastore, UnresolvedConfig } from './config.js'
 import { AgentError, redactUrl } from './errors.js'
 
 /** The keys the agent resolves, as named in the seed's profile and in Metaflow's environment. */
@@ -166,4 +167,14 @@ export function describeSettings(s: ResolvedSettings, env: NodeJS.ProcessEnv): s
   }
   for (const key of AWS_SECRET) if (env[key]) lines.push(`${key}=****  # environment (masked)`)
   return lines
+}
+
+/** Completes a parsed config with its resolved settings: the user, the datastore, and the rest for the step. */
+export function applySettings(cfg: UnresolvedConfig, s: ResolvedSettings): AgentConfig {
+  return {
+    ...cfg,
+    user: s.values.METAFLOW_USER.value as string,
+    datastore: s.values.METAFLOW_DEFAULT_DATASTORE.value as Datastore,
+    settings: s,
+  } as AgentConfig
 }

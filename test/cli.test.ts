@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseArgs } from '../agent/cli'
 import { AgentError } from '../agent/errors'
+import { applySettings, resolveSettings } from '../agent/settings'
 import { runAgent } from './helpers/agent-process'
 
 const base = ['--code-url', 'file:///x/flow.py', '--run-id', 'kfp-1']
@@ -49,29 +50,30 @@ describe('the built agent', () => {
 
 describe('parseArgs', () => {
   it('turns argv into a typed step config', () => {
-    const p = parseArgs(['step', 'explore', ...base, '--parent', 'start', '--split-index', '2', '--output', 'task_id=/tmp/t', '--tag', 'a', '--tag', 'b'], {})
+    const p = parseArgs(['step', 'explore', ...base, '--parent', 'start', '--split-index', '2', '--output', 'task_id=/tmp/t', '--tag', 'a', '--tag', 'b'])
     expect(p.kind).toBe('run')
     if (p.kind !== 'run' || p.config.command !== 'step') throw new Error('not a step')
-    expect(p.config).toMatchObject({ step: 'explore', runId: 'kfp-1', parents: ['start'], splitIndex: 2, tags: ['a', 'b'], outputs: [{ name: 'task_id', path: '/tmp/t' }], user: 'kfp-user', datastore: 'local' })
+    expect(p.config).toMatchObject({ step: 'explore', runId: 'kfp-1', parents: ['start'], splitIndex: 2, tags: ['a', 'b'], outputs: [{ name: 'task_id', path: '/tmp/t' }] })
+    expect(p.flags).toMatchObject({ METAFLOW_USER: undefined, METAFLOW_DEFAULT_DATASTORE: undefined })
   })
 
   it('keeps ids as strings even when they look like numbers', () => {
-    const p = parseArgs(['step', 'start', '--code-url', 'file:///f.py', '--run-id', '123', '--task-id', '007'], {})
+    const p = parseArgs(['step', 'start', '--code-url', 'file:///f.py', '--run-id', '123', '--task-id', '007'])
     if (p.kind !== 'run') throw new Error('not run')
     expect(p.config.runId).toBe('123')
   })
 
   it('takes the user from METAFLOW_USER but never root', () => {
     const get = (env: NodeJS.ProcessEnv) => {
-      const p = parseArgs(['step', 'start', ...base], env)
-      return p.kind === 'run' ? p.config.user : undefined
+      const p = parseArgs(['step', 'start', ...base])
+      return p.kind === 'run' ? applySettings(p.config, resolveSettings(p.flags, env, '/nonexistent')).user : undefined
     }
     expect(get({ METAFLOW_USER: 'alice' })).toBe('alice')
     expect(get({ METAFLOW_USER: 'root' })).toBe('kfp-user')
   })
 
   it('reads flow parameters as NAME=VALUE and as JSON', () => {
-    const p = parseArgs(['init', ...base, '--param', 'a=1=2', '--params-json', '{"b": [1, 2], "c": "x"}'], {})
+    const p = parseArgs(['init', ...base, '--param', 'a=1=2', '--params-json', '{"b": [1, 2], "c": "x"}'])
     if (p.kind !== 'run') throw new Error('not run')
     expect(p.config.params).toEqual({ a: '1=2', b: '[1,2]', c: 'x' })
   })
@@ -86,7 +88,7 @@ describe('parseArgs', () => {
     it(`refuses ${why} as a usage error`, () => {
       let err: unknown
       try {
-        parseArgs(['step', 'x', ...base, ...args], {})
+        parseArgs(['step', 'x', ...base, ...args])
       } catch (e) {
         err = e
       }
