@@ -7,10 +7,11 @@ import type { ParsedRun, UnresolvedConfig } from './config.js'
 import { AgentError } from './errors.js'
 import { isOutputName, OUTPUT_NAMES } from './outputs.js'
 import type { OutputName } from './outputs.js'
+import type { RunLocalConfig } from './local-runner.js'
 
 import type { SettingFlags } from './settings.js'
 
-export type ParsedCommand = ParsedRun | { kind: 'config'; flags: SettingFlags } | { kind: 'printed' }
+export type ParsedCommand = ParsedRun | { kind: 'config'; flags: SettingFlags } | { kind: 'run-local'; config: RunLocalConfig } | { kind: 'printed' }
 
 const usageError = (message: string, hint = 'run metaflow-kfp --help') => new AgentError('usage', message, { hint })
 
@@ -88,6 +89,16 @@ export function buildParser(argv: readonly string[]) {
     .command('config', 'print the resolved settings and where each came from (secrets masked)', (y) =>
       settingOptions(y).example('METAFLOW_PROFILE=sree $0 config', "show what the profile ~/.metaflowconfig/config_sree.json resolves to"),
     )
+    .command('run-local <template>', 'run a KFP v2 or Argo template on this machine, with the local datastore', (y) =>
+      y
+        .positional('template', { type: 'string', describe: 'a pipeline template: KFP v2 pipeline YAML or Argo Workflow YAML' })
+        .option('code-url', { type: 'string', demandOption: true, describe: "where the flow is; becomes the template's code_url (code-url) input" })
+        .option('param', { type: 'string', array: true, default: [], describe: 'a pipeline input or workflow parameter, NAME=VALUE (repeatable)' })
+        .option('parallelism', { type: 'number', default: 4, describe: 'how many tasks run at once' })
+        .option('python', { type: 'string', default: DEFAULTS.python, describe: 'the Python interpreter that runs the flow' })
+        .option('datastore-root', { type: 'string', describe: 'the local datastore root, the .metaflow folder (default: ./.metaflow)' })
+        .example('$0 run-local pipeline-templates/foreach_flow.kfp.yaml --code-url file://$PWD/pipeline-templates/flows/foreach_flow.py', 'run the foreach template'),
+    )
     .demandCommand(1, 'name a command: step or init')
     .strict()
     .version(AGENT_VERSION)
@@ -118,6 +129,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
   if (printed || a.help || a.version) return { kind: 'printed' }
 
   const command = (a._ as string[])[0]
+  if (command === 'run-local') return { kind: 'run-local', config: runLocalConfig(a) }
   const flags = settingFlags(a)
   if (command === 'config') return { kind: 'config', flags }
   const base: Omit<UnresolvedConfig, 'command'> = {
@@ -162,6 +174,20 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
       retryCount: nonNegative('--retry-count', a.retryCount as number),
       maxUserCodeRetries: nonNegative('--max-user-code-retries', a.maxUserCodeRetries as number),
     },
+  }
+}
+
+function runLocalConfig(a: Record<string, unknown>): RunLocalConfig {
+  const parallelism = a.parallelism as number
+  if (!Number.isInteger(parallelism) || parallelism < 1) throw usageError(`failed to accept --parallelism ${parallelism}: expected a whole number, 1 or more`)
+  return {
+    command: 'run-local',
+    template: a.template as string,
+    codeUrl: a.codeUrl as string,
+    params: parseParams(a.param as string[], undefined),
+    parallelism,
+    python: a.python as string,
+    datastoreRoot: a.datastoreRoot as string | undefined,
   }
 }
 
