@@ -11,17 +11,18 @@ import { AgentError } from './errors.js'
  * place: --datastore-root as given, else $METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else
  * the nearest .metaflow folder above the agent's working directory, else ./.metaflow.
  */
-export function resolveDatastoreRoot(cfg: Pick<TaskConfig, 'datastore' | 'datastoreRoot'>, io: { env: NodeJS.ProcessEnv; cwd: string }): string {
-  if (cfg.datastoreRoot) return cfg.datastore === 'local' ? resolve(io.cwd, cfg.datastoreRoot) : cfg.datastoreRoot
+export function resolveDatastoreRoot(cfg: Pick<TaskConfig, 'datastore' | 'datastoreRoot' | 'settings'>, io: { env: NodeJS.ProcessEnv; cwd: string }): string {
   if (cfg.datastore === 's3') {
-    const root = io.env.METAFLOW_DATASTORE_SYSROOT_S3
-    if (!root) {
-      throw new AgentError('usage', 'failed to find the S3 datastore root', {
-        hint: 'set --datastore-root s3://bucket/prefix or METAFLOW_DATASTORE_SYSROOT_S3',
+    // settings.ts already put --datastore-root above the environment and the profile.
+    const root = cfg.settings.values.METAFLOW_DATASTORE_SYSROOT_S3.value
+    if (!root || !/^s3:\/\/[^/]+/.test(root)) {
+      throw new AgentError('usage', root ? `failed to use the S3 datastore root ${root}: not an s3:// URL` : 'failed to find the S3 datastore root', {
+        hint: 'set --datastore-root s3://bucket/prefix, METAFLOW_DATASTORE_SYSROOT_S3, or the key in the Metaflow profile',
       })
     }
     return root
   }
+  if (cfg.datastoreRoot) return resolve(io.cwd, cfg.datastoreRoot)
   const sysroot = io.env.METAFLOW_DATASTORE_SYSROOT_LOCAL
   if (sysroot) return join(resolve(io.cwd, sysroot), '.metaflow')
   for (let dir = resolve(io.cwd); ; dir = dirname(dir)) {
@@ -31,9 +32,9 @@ export function resolveDatastoreRoot(cfg: Pick<TaskConfig, 'datastore' | 'datast
   return join(resolve(io.cwd), '.metaflow')
 }
 
-export function openStore(datastore: Datastore, root: string): ObjectStore {
+/** The local store, or the S3 store that aws-task.ts opened with the role's credentials. */
+export function openStore(datastore: Datastore, root: string, s3?: ObjectStore): ObjectStore {
   if (datastore === 'local') return new LocalStore(root)
-  throw new AgentError('usage', 'failed to open the s3 datastore: not supported in this build yet', {
-    hint: 'use --datastore local',
-  })
+  if (!s3) throw new AgentError('internal', `failed to open the s3 datastore at ${root}: no S3 client was set up`)
+  return s3
 }

@@ -1,7 +1,9 @@
-// The recipe of one task: fetch, runtime, init, step, outputs, logs; the "always" work sits in finally.
+// The recipe of one task: role, fetch, runtime, credentials, init, step, outputs, logs; the "always" work sits in finally.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { openAws } from './aws-task.js'
+import type { AwsTask } from './aws-task.js'
 import { fetchCode } from './code-fetch.js'
 import type { FetchedCode } from './code-fetch.js'
 import { DEFAULTS, METAFLOW_MAX_ATTEMPTS } from './config.js'
@@ -38,6 +40,7 @@ interface Prepared {
   store: ObjectStore
   top: TopLevel
   env: NodeJS.ProcessEnv
+  aws: AwsTask
 }
 
 /** Runs one Metaflow step; returns the step's exit code (128+N after signal N). */
@@ -47,8 +50,10 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
   checkId('--task-id', taskId)
   const work = await makeWorkDir(cfg)
   let logs: { logs: TaskLogs; store: ObjectStore; task: TaskRef } | undefined
+  let aws: AwsTask | undefined
   try {
-    const p = await prepare(cfg, work, io)
+    aws = await openAws(cfg, io, { runId: cfg.runId, name: taskId })
+    const p = await prepare(cfg, work, io, aws)
     const task: TaskRef = { flow: p.flow, runId: cfg.runId, step: cfg.step, taskId, attempt: cfg.retryCount }
     logs = { logs: new TaskLogs(work), store: p.store, task }
     const taskLog = logs.logs
@@ -85,10 +90,14 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     io.log(`step ${cfg.step} ${describeExit(result)} after ${Date.now() - started} ms`)
     if (result.exitCode !== 0) return result.exitCode
 
+    // Outputs only once the metadata is safe, so a pipeline never moves on from an invisible task.
+    await p.aws.syncMetadata(task)
     await publishOutputs(cfg, p.store, task)
     return 0
   } finally {
     if (logs) await saveLogs(logs, io)
+    if (aws && logs) await aws.syncMetadata(logs.task).catch((err: Error) => io.log(`warning: ${err.message}: ${err.cause instanceof Error ? err.cause.message : ''}`))
+    await aws?.close()
     if (!cfg.keepWorkDir && cfg.workDir === undefined) await rm(work, { recursive: true, force: true })
   }
 }
@@ -98,13 +107,16 @@ export async function runInit(cfg: InitConfig, io: Io): Promise<number> {
   const taskId = cfg.taskId ?? PARAMS_TASK_ID
   checkId('--task-id', taskId)
   const work = await makeWorkDir(cfg)
+  let aws: AwsTask | undefined
   try {
-    const p = await prepare(cfg, work, io)
+    aws = await openAws(cfg, io, { runId: cfg.runId, name: taskId })
+    const p = await prepare(cfg, work, io, aws)
     const result = await initIfNeeded(cfg, p, taskId, io)
     if (result.exitCode !== 0) return result.exitCode
     await publishOutputs({ ...cfg, retryCount: 0 }, p.store, { flow: p.flow, runId: cfg.runId, step: '_parameters', taskId, attempt: 0 })
     return 0
   } finally {
+    await aws?.close()
     if (!cfg.keepWorkDir && cfg.workDir === undefined) await rm(work, { recursive: true, force: true })
   }
 }
@@ -145,13 +157,14 @@ async function makeWorkDir(cfg: TaskConfig): Promise<string> {
   return cfg.workDir ? resolve(cfg.workDir) : mkdtemp(join(tmpdir(), 'metaflow-kfp-'))
 }
 
-/** Fetch the code, make sure the runtime is there, and learn the flow's name and datastore. */
-async function prepare(cfg: TaskConfig, work: string, io: Io): Promise<Prepared> {
+/** Fetch the code, make sure the runtime is there, serve the credentials, and learn the flow's name and datastore. */
+async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Promise<Prepared> {
   const code = await fetchCode({
     ...cfg.code,
     workDir: work,
     minDelayMs: 1000,
     maxDelayMs: 30_000,
+    openers: aws.openers,
     log: io.log,
   })
   io.log(`fetched ${code.bytes} bytes, sha256 ${code.sha256}`)
@@ -176,9 +189,11 @@ async function prepare(cfg: TaskConfig, work: string, io: Io): Promise<Prepared>
   return {
     code,
     flow,
-    store: openStore(cfg.datastore, datastoreRoot),
+    store: openStore(cfg.datastore, datastoreRoot, aws.store),
     top: { flowPath: code.flowPath, datastore: cfg.datastore, datastoreRoot, metadata: cfg.metadata },
-    env,
+    // The credentials stage: from here on the step gets the role from the agent's endpoint.
+    env: await aws.stepEnv(env, work),
+    aws,
   }
 }
 
@@ -198,6 +213,7 @@ async function initIfNeeded(cfg: TaskConfig, p: Prepared, taskId: string, io: Io
     stderr: io.stderr,
   })
   if (result.exitCode !== 0) io.log(`init ${describeExit(result)}`)
+  else await p.aws.syncMetadata(params)
   return result
 }
 
