@@ -2,6 +2,7 @@
 import { devNull } from 'node:os'
 import { mkdtemp } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ProxyRequestHandler, proxyConfigured } from './aws-http.js'
 import type { Opener } from './code-fetch.js'
 import type { TaskConfig } from './config.js'
 import { RoleSession, credentialTiming, roleSessionName, stsAssumer } from './credentials.js'
@@ -57,12 +58,14 @@ export async function openAws(cfg: TaskConfig, io: { env: NodeJS.ProcessEnv; log
   const region = awsRegion(cfg, io.env)
   // A wrong root is a usage error; find it before spending an STS call.
   const root = cfg.datastore === 's3' ? resolveDatastoreRoot(cfg, { env: io.env, cwd: '.' }) : undefined
+  // Only with a proxy does the agent swap the SDK's own HTTP handler for one that honours it.
+  const requestHandler = proxyConfigured(io.env) ? () => new ProxyRequestHandler(io.env) : undefined
   let session: RoleSession | undefined
   if (roleArn) {
     const timing = credentialTiming(io.env)
     session = await RoleSession.start({
       roleArn,
-      assume: await stsAssumer({ roleArn, sessionName: roleSessionName(['mfkfp', task.runId, task.name]), durationSeconds: timing.durationSeconds, region, env: io.env }),
+      assume: await stsAssumer({ roleArn, sessionName: roleSessionName(['mfkfp', task.runId, task.name]), durationSeconds: timing.durationSeconds, region, env: io.env, requestHandler: requestHandler?.() }),
       refreshBeforeMs: timing.refreshBeforeMs,
       log: io.log,
       secrets: [io.env.AWS_SECRET_ACCESS_KEY, io.env.AWS_SESSION_TOKEN, io.env.AWS_ACCESS_KEY_ID],
@@ -73,6 +76,7 @@ export async function openAws(cfg: TaskConfig, io: { env: NodeJS.ProcessEnv; log
     endpoint: s3Endpoint(v.METAFLOW_S3_ENDPOINT_URL.value, io.env),
     credentials: session?.provider(),
     maxAttempts: 5,
+    requestHandler,
   }
   const code = needsAws(cfg) ? s3Opener(access) : undefined
   let store: S3Store | undefined

@@ -71,6 +71,8 @@ export async function stsAssumer(opts: {
   durationSeconds: number
   region: string
   env: NodeJS.ProcessEnv
+  /** an SDK request handler, when a proxy is configured (aws-http.ts) */
+  requestHandler?: unknown
 }): Promise<Assumer> {
   const { fromTemporaryCredentials } = await import('@aws-sdk/credential-providers')
   const endpoint = opts.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === 'true' ? undefined : opts.env.AWS_ENDPOINT_URL_STS || opts.env.AWS_ENDPOINT_URL || undefined
@@ -83,7 +85,7 @@ export async function stsAssumer(opts: {
   const provider = fromTemporaryCredentials({
     params: { RoleArn: opts.roleArn, RoleSessionName: opts.sessionName, DurationSeconds: opts.durationSeconds },
     ...(fromEnvKeys ? { masterCredentials: fromEnvKeys } : {}),
-    clientConfig: { region: opts.region, maxAttempts: 4, ...(endpoint ? { endpoint } : {}) },
+    clientConfig: { region: opts.region, maxAttempts: 4, ...(endpoint ? { endpoint } : {}), ...(opts.requestHandler ? { requestHandler: opts.requestHandler as never } : {}) },
   })
   return async () => {
     const c = await provider()

@@ -2,6 +2,7 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { S3Client } from '@aws-sdk/client-s3'
+import type { ProxyRequestHandler } from './aws-http.js'
 import type { RoleCredentials } from './credentials.js'
 import type { ObjectStore } from './datastore.js'
 import { isRetryableFetchError } from './code-fetch.js'
@@ -16,6 +17,8 @@ export interface S3Access {
   credentials?: (() => Promise<RoleCredentials>) | undefined
   /** the SDK's own attempts per request */
   maxAttempts: number
+  /** a request handler per client, when a proxy is configured (aws-http.ts) */
+  requestHandler?: (() => ProxyRequestHandler) | undefined
 }
 
 /** The endpoint the agent and Metaflow's S3 client both use, by the same precedence. */
@@ -33,6 +36,7 @@ export async function makeS3Client(a: S3Access): Promise<S3Client> {
     maxAttempts: a.maxAttempts,
     ...(a.endpoint ? { endpoint: a.endpoint, forcePathStyle: true } : {}),
     ...(a.credentials ? { credentials: a.credentials } : {}),
+    ...(a.requestHandler ? { requestHandler: a.requestHandler() as never } : {}),
     // S3-compatible stores (older MinIO, Ceph) reject the SDK's default trailing checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
