@@ -1,0 +1,139 @@
+// The built image, run task by task as podman containers: Metaflow's client judges the run; signals, zombies and the baked runtime are checked from outside.
+import { chownSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
+import { FIXTURE_FLOWS, FLOWS, REPO } from '../helpers/paths'
+import { useTempDir } from '../helpers/temp-dir'
+import { imageUnderTest, podman, startPodman } from './podman'
+import type { Finished } from './podman'
+
+const IMAGE = imageUnderTest()
+const PIN = readFileSync(join(REPO, 'image', 'runtime-pin.txt'), 'utf8').trim()
+const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version
+const tempDir = useTempDir('mfkfp-image-')
+
+interface Inspected {
+  Config: { User: string; Labels: Record<string, string>; Entrypoint: string[] }
+}
+
+async function inspectImage(): Promise<Inspected> {
+  const r = await podman(['image', 'inspect', IMAGE])
+  expect(r.code, r.stderr).toBe(0)
+  return (JSON.parse(r.stdout) as Inspected[])[0] as Inspected
+}
+
+/** A datastore folder on the host that the image's non-root user can write (rootful podman keeps uids as they are). */
+async function dataDir(): Promise<string> {
+  const dir = tempDir()
+  const [uid, gid] = (await inspectImage()).Config.User.split(':').map(Number)
+  expect(uid).toBeGreaterThan(0)
+  mkdirSync(join(dir, '.metaflow'))
+  chownSync(dir, uid as number, gid ?? (uid as number))
+  chownSync(join(dir, '.metaflow'), uid as number, gid ?? (uid as number))
+  return dir
+}
+
+/**
+ * `podman run` of one agent command: flows read-only at /flows, no network, and the datastore folder
+ * at the same path as on the host, because Metaflow's local metadata records artifacts by absolute path
+ * and the client on the host reads them from there.
+ */
+function runArgs(data: string, flows: string, agentArgs: readonly string[], extra: readonly string[] = []): string[] {
+  return ['run', '--rm', '--network', 'none', '-v', `${flows}:/flows:ro`, '-v', `${data}:${data}`, ...extra, IMAGE, ...agentArgs]
+}
+
+function stepArgs(data: string, step: string, flowFile: string, runId: string, placement: readonly string[] = []): string[] {
+  return ['step', step, '--code-url', `file:///flows/${flowFile}`, '--datastore-root', join(data, '.metaflow'), '--run-id', runId, ...placement]
+}
+
+function expectStepOk(r: Finished, label: string): void {
+  expect(r.code, `${label}: ${r.stderr}`).toBe(0)
+  expect(r.stderr).toMatch(/metaflow-kfp: running \w+Flow\//)
+  // The runtime check found the baked pin: the agent logs "installing …" only when it installs.
+  expect(r.stderr).not.toMatch(/installing/i)
+}
+
+describe('the image', () => {
+  it('runs the seed foreach flow task by task, and Metaflow calls the run successful', async () => {
+    const data = await dataDir()
+    const run = 'kfp-image-foreach'
+    const go = (step: string, placement: string[] = []) => podman(runArgs(data, FLOWS, stepArgs(data, step, 'foreach_flow.py', run, placement)))
+
+    const start = await go('start', ['--output-dir', join(data, 'out', 'start')])
+    expectStepOk(start, 'start')
+    expect(readFileSync(join(data, 'out', 'start', 'split_count'), 'utf8')).toBe('4')
+    expect(readFileSync(join(data, 'out', 'start', 'splits'), 'utf8')).toBe('[0,1,2,3]')
+
+    const explores = await Promise.all([0, 1, 2, 3].map((i) => go('explore', ['--parent', 'start', '--split-index', String(i)])))
+    explores.forEach((r, i) => expectStepOk(r, `explore ${i}`))
+    expectStepOk(await go('join', ['--join-foreach', 'explore', '--num-splits', '4']), 'join')
+    expectStepOk(await go('end', ['--parent', 'join']), 'end')
+
+    const report = await metaflowRun(`ForeachFlow/${run}`, localClientEnv(data))
+    expect(report.successful).toBe(true)
+    expect(report.tasks.explore).toHaveLength(4)
+    expect(report.end.results).toEqual(['HOUSE OF CARDS', 'NARCOS', 'STRANGER THINGS', 'SUBURRA'])
+    expect(report.end.total_letters).toBe(42)
+  })
+
+  it('passes podman stop\'s SIGTERM through tini and the agent to the step, and exits 143', async () => {
+    const data = await dataDir()
+    const name = `mfkfp-stop-${process.pid}-${Date.now()}`
+    const args = runArgs(data, FIXTURE_FLOWS, stepArgs(data, 'start', 'signal_record_flow.py', 'kfp-image-stop'), ['--name', name, '-e', `SIGNAL_RECORD=${join(data, 'signal.txt')}`])
+    const container = startPodman(args.filter((a) => a !== '--rm'))
+    try {
+      await container.waitFor(/SLEEPING/)
+      const started = Date.now()
+      // A generous timeout: were SIGTERM lost, podman would SIGKILL after 60 s and the code would be 137.
+      const stop = await podman(['stop', '--time', '60', name])
+      expect(stop.code, stop.stderr).toBe(0)
+      const done = await container.done
+      expect(Date.now() - started).toBeLessThan(30_000)
+      expect(done.code, done.stderr).toBe(143)
+      const state = await podman(['inspect', '--format', '{{.State.ExitCode}}', name])
+      expect(state.stdout.trim()).toBe('143')
+      expect(readFileSync(join(data, 'signal.txt'), 'utf8')).toBe('SIGTERM')
+    } finally {
+      await podman(['rm', '--force', '--ignore', name])
+    }
+  })
+
+  it('leaves no zombie behind when a step orphans a child, because tini reaps it', async () => {
+    const data = await dataDir()
+    const r = await podman(runArgs(data, FIXTURE_FLOWS, stepArgs(data, 'start', 'orphan_flow.py', 'kfp-image-orphan')))
+    expectStepOk(r, 'start')
+    expectStepOk(await podman(runArgs(data, FIXTURE_FLOWS, stepArgs(data, 'end', 'orphan_flow.py', 'kfp-image-orphan', ['--parent', 'start']))), 'end')
+    const report = await metaflowRun('OrphanFlow/kfp-image-orphan', localClientEnv(data))
+    expect(report.successful).toBe(true)
+    expect(report.end.zombies).toEqual([])
+  })
+
+  it('shows a zombie when the agent runs as PID 1 without tini, so the zombie check can fail', async () => {
+    const data = await dataDir()
+    const args = runArgs(data, FIXTURE_FLOWS, stepArgs(data, 'start', 'orphan_flow.py', 'kfp-image-no-init'), ['--entrypoint', '/usr/local/bin/metaflow-kfp'])
+    expectStepOk(await podman(args), 'start without tini')
+    expectStepOk(await podman(runArgs(data, FIXTURE_FLOWS, stepArgs(data, 'end', 'orphan_flow.py', 'kfp-image-no-init', ['--parent', 'start']))), 'end')
+    const report = await metaflowRun('OrphanFlow/kfp-image-no-init', localClientEnv(data))
+    expect(report.end.zombies).toEqual([expect.objectContaining({ ppid: 1 })])
+  })
+
+  it('bakes the pinned Metaflow and boto3, runs as a non-root user and labels its version', async () => {
+    const probe = 'import json, os, metaflow, boto3; print(json.dumps([metaflow.__version__, boto3.__version__, os.getuid()]))'
+    const r = await podman(['run', '--rm', '--network', 'none', '--entrypoint', 'python3', IMAGE, '-c', probe])
+    expect(r.code, r.stderr).toBe(0)
+    const [metaflowVersion, boto3Version, uid] = JSON.parse(r.stdout) as [string, string, number]
+    expect(`metaflow==${metaflowVersion}`).toBe(PIN)
+    expect(readFileSync(join(REPO, 'image', 'requirements.txt'), 'utf8')).toContain(`boto3==${boto3Version} `)
+    expect(uid).not.toBe(0)
+
+    const labels = (await inspectImage()).Config.Labels
+    expect(labels['org.opencontainers.image.version']).toBe(VERSION)
+    expect(labels['metaflow-kfp.runtime']).toBe(PIN)
+
+    expect((await inspectImage()).Config.Entrypoint).toEqual(['/usr/bin/tini', '--', '/usr/local/bin/metaflow-kfp'])
+    const version = await podman(['run', '--rm', '--network', 'none', IMAGE, '--version'])
+    expect(version.code, version.stderr).toBe(0)
+    expect(version.stdout.trim()).toBe(VERSION)
+  })
+})
