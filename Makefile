@@ -8,10 +8,10 @@ NODE_DEPS   := node_modules/.package-lock.json
 AGENT       := dist/metaflow-kfp
 AGENT_SRC   := $(wildcard agent/*.ts) scripts/build.mjs image/runtime-pin.txt package.json
 
-.PHONY: help deps build demo test test-unit typecheck clean image image-lock image-test
+.PHONY: argo-cli help deps build demo test test-unit typecheck clean image image-lock image-test
 
 help:
-	@echo "make demo   run the seed's foreach flow task by task through the agent (local datastore)"
+	@echo "make demo   run the seed's foreach flow through its KFP v2 template with run-local (local datastore)"
 	@echo "make test   run every test suite"
 	@echo "make build  bundle the agent into $(AGENT)"
 	@echo "make image  build the container image with docker or podman (IMAGE=name:tag BASE_IMAGE=...)"
@@ -35,14 +35,30 @@ $(AGENT): $(NODE_DEPS) $(AGENT_SRC)
 
 build: $(AGENT)
 
+# The seed's foreach flow through its KFP v2 template, run on this machine by `metaflow-kfp run-local`.
 demo: deps build
-	node scripts/demo.mjs
+	@mkdir -p .demo
+	@set -o pipefail; $(AGENT) run-local pipeline-templates/foreach_flow.kfp.yaml \
+	  --code-url file://$(CURDIR)/pipeline-templates/flows/foreach_flow.py \
+	  --python $(CURDIR)/$(PY) --datastore-root $(CURDIR)/.demo/.metaflow | tee .demo/last-run.txt
+	@run=$$(awk '/^Metaflow run: /{print $$3}' .demo/last-run.txt); \
+	  METAFLOW_DATASTORE_SYSROOT_LOCAL=$(CURDIR)/.demo METAFLOW_USER=demo $(PY) -c \
+	  "import sys; from metaflow import Run, namespace; namespace(None); r = Run(sys.argv[1]); print('Metaflow says: %s successful=%s results=%s' % (r.pathspec, r.successful, r.data.results))" "$$run"
+
+# Argo's own CLI for `argo lint --offline --strict` in the tests; built from the Go module proxy once per machine (minutes).
+ARGO_VERSION := v4.0.5
+ARGO_CLI     := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/metaflow-kfp/bin/argo-$(ARGO_VERSION)
+
+$(ARGO_CLI):
+	ARGO_VERSION=$(ARGO_VERSION) scripts/build-argo-cli.sh $@
+
+argo-cli: $(ARGO_CLI)
 
 typecheck: $(NODE_DEPS)
 	npx tsc --noEmit
 
-test: deps build typecheck
-	npx vitest run
+test: deps build typecheck $(ARGO_CLI)
+	ARGO_CLI=$(ARGO_CLI) npx vitest run
 
 # The container image. IMAGE names it; BASE_IMAGE and NODE_IMAGE, when set, replace the Dockerfile's defaults.
 IMAGE       ?= metaflow-kfp:$(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)
