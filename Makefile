@@ -8,12 +8,13 @@ NODE_DEPS   := node_modules/.package-lock.json
 AGENT       := dist/metaflow-kfp
 AGENT_SRC   := $(wildcard agent/*.ts) scripts/build.mjs scripts/lazy-aws-sdk.mjs image/runtime-pin.txt package.json
 
-.PHONY: argo-cli help deps build demo test test-unit typecheck clean image image-lock image-test
+.PHONY: argo-cli help deps build demo test typecheck bench clean image image-lock image-test
 
 help:
 	@echo "make demo   run the seed's foreach flow through its KFP v2 template with run-local (local datastore)"
 	@echo "make test   run every test suite"
 	@echo "make build  bundle the agent into $(AGENT)"
+	@echo "make bench  measure the design budgets against the alternatives"
 	@echo "make image  build the container image with docker or podman (IMAGE=name:tag BASE_IMAGE=...)"
 	@echo "make image-test  build the image with podman on a debootstrap base and run steps in it"
 
@@ -59,6 +60,10 @@ typecheck: $(NODE_DEPS)
 
 test: deps build typecheck $(ARGO_CLI)
 	ARGO_CLI=$(ARGO_CLI) npx vitest run
+
+# Budgets from DESIGN.md as ratios against the alternative, measured in one run (takes about a minute).
+bench: deps build
+	node scripts/bench.mjs
 
 # The container image. IMAGE names it; BASE_IMAGE and NODE_IMAGE, when set, replace the Dockerfile's defaults.
 IMAGE       ?= metaflow-kfp:$(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)

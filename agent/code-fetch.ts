@@ -7,7 +7,6 @@ import { Transform } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
-import { EnvHttpProxyAgent, interceptors, request } from 'undici'
 import type { Dispatcher } from 'undici'
 import { AgentError, describeError, redactUrl } from './errors.js'
 import { extractPackage, unsafeEntryReason } from './package-extract.js'
@@ -66,15 +65,23 @@ export function isRetryableFetchError(err: unknown): boolean {
 class SizeLimitError extends Error {}
 
 let dispatcher: Dispatcher | undefined
-/** Honours HTTP_PROXY, HTTPS_PROXY and NO_PROXY; retries are ours, so the agent does not retry. */
-function httpDispatcher(): Dispatcher {
-  dispatcher ??= new EnvHttpProxyAgent({ connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 60_000 })
-    .compose(interceptors.redirect({ maxRedirections: 5 }))
+/**
+ * Honours HTTP_PROXY, HTTPS_PROXY and NO_PROXY and follows redirects; retries are ours. undici
+ * is loaded here, not at start-up, because loading it costs ~50 ms that file:// and s3:// steps
+ * need not pay.
+ */
+async function httpDispatcher(): Promise<Dispatcher> {
+  if (!dispatcher) {
+    const { EnvHttpProxyAgent, interceptors } = await import('undici')
+    dispatcher = new EnvHttpProxyAgent({ connect: { timeout: 10_000 }, headersTimeout: 60_000, bodyTimeout: 60_000 })
+      .compose(interceptors.redirect({ maxRedirections: 5 }))
+  }
   return dispatcher
 }
 
 export const httpOpener: Opener = async (url, signal) => {
-  const res = await request(url, { method: 'GET', signal, dispatcher: httpDispatcher() })
+  const { request } = await import('undici')
+  const res = await request(url, { method: 'GET', signal, dispatcher: await httpDispatcher() })
   if (res.statusCode === 200) {
     const len = Number(res.headers['content-length'])
     return { body: res.body, length: Number.isFinite(len) ? len : undefined }

@@ -1,7 +1,6 @@
 // Unpacks a .tar.gz code package into a fresh folder, refusing anything that could leave it.
 import { rm } from 'node:fs/promises'
 import { isAbsolute, posix } from 'node:path'
-import * as tar from 'tar'
 
 const ALLOWED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory'])
 
@@ -29,6 +28,8 @@ export async function extractPackage(archive: string, dest: string, limits: Extr
   let bytes = 0
   let entries = 0
   try {
+    // Loaded on demand: most steps fetch a single .py file and never need tar.
+    const tar = await import('tar')
     await tar.x({
       file: archive,
       cwd: dest,

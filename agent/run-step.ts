@@ -41,6 +41,8 @@ interface Prepared {
   top: TopLevel
   env: NodeJS.ProcessEnv
   aws: AwsTask
+  /** the interpreter, absolute when given as a path: the step runs in the code folder, not the agent's cwd */
+  python: string
 }
 
 /** Runs one Metaflow step; returns the step's exit code (128+N after signal N). */
@@ -71,7 +73,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     }
     io.log(`running ${p.flow}/${cfg.runId}/${cfg.step}/${taskId} attempt ${cfg.retryCount}`)
     const started = Date.now()
-    const result = await runProcess(cfg.python, stepArgs(p.top, {
+    const result = await runProcess(p.python, stepArgs(p.top, {
       step: cfg.step,
       runId: cfg.runId,
       taskId,
@@ -159,24 +161,20 @@ async function makeWorkDir(cfg: TaskConfig): Promise<string> {
 
 /** Fetch the code, make sure the runtime is there, serve the credentials, and learn the flow's name and datastore. */
 async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Promise<Prepared> {
-  const code = await fetchCode({
-    ...cfg.code,
-    workDir: work,
-    minDelayMs: 1000,
-    maxDelayMs: 30_000,
-    openers: aws.openers,
-    log: io.log,
-  })
-  io.log(`fetched ${code.bytes} bytes, sha256 ${code.sha256}`)
-
   const env = stepEnv(io.env, cfg.user)
-  const runtime = await ensureRuntime({
-    python: cfg.python,
-    requirement: parseRequirement(cfg.runtime),
-    alsoNeeds: cfg.datastore === 's3' ? ['boto3'] : [],
-    env,
-    log: io.log,
-  })
+  const python = cfg.python.includes('/') ? resolve(io.cwd, cfg.python) : cfg.python
+  // The runtime check is one Python start; it overlaps the download instead of following it.
+  const [code, runtime] = await Promise.all([
+    fetchCode({ ...cfg.code, workDir: work, minDelayMs: 1000, maxDelayMs: 30_000, openers: aws.openers, log: io.log }),
+    ensureRuntime({
+      python,
+      requirement: parseRequirement(cfg.runtime),
+      alsoNeeds: cfg.datastore === 's3' ? ['boto3'] : [],
+      env,
+      log: io.log,
+    }),
+  ])
+  io.log(`fetched ${code.bytes} bytes, sha256 ${code.sha256}`)
   if (runtime.installed) io.log(`installed metaflow ${runtime.version} with ${runtime.installer}`)
 
   const flow = cfg.flowName ?? findFlowName(await readFile(code.flowPath, 'utf8'))
@@ -194,6 +192,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     // The credentials stage: from here on the step gets the role from the agent's endpoint.
     env: await aws.stepEnv(env, work),
     aws,
+    python,
   }
 }
 
@@ -205,7 +204,7 @@ async function initIfNeeded(cfg: TaskConfig, p: Prepared, taskId: string, io: Io
     return { exitCode: 0 }
   }
   io.log(`initialising run ${cfg.runId} with ${Object.keys(cfg.params).length} parameter(s)`)
-  const result = await runProcess(cfg.python, initArgs(p.top, cfg.runId, taskId, cfg.tags), {
+  const result = await runProcess(p.python, initArgs(p.top, cfg.runId, taskId, cfg.tags), {
     cwd: p.code.codeDir,
     env: { ...p.env, ...initParamEnv(cfg.params) },
     graceMs: cfg.graceMs,

@@ -1,11 +1,12 @@
 // End to end: real Metaflow steps run through dist/metaflow-kfp, judged by Metaflow's own client.
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, readFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { localClientEnv, metaflowRun } from './helpers/metaflow-client'
 import { Orchestrator } from './helpers/orchestrate'
-import { FIXTURE_FLOWS, PYTHON, flowUrl } from './helpers/paths'
+import { agentEnv, runAgent } from './helpers/agent-process'
+import { FIXTURE_FLOWS, PYTHON, REPO, flowUrl } from './helpers/paths'
 import { useTempDir } from './helpers/temp-dir'
 
 const tempDir = useTempDir()
@@ -120,6 +121,18 @@ describe('with task ids and input paths given explicitly, as in the seed', () =>
     await o.step('end', '--task-id', 't9', '--input-paths', `${R}/join/t6`)
     const report = await judge(o, 'ForeachFlow')
     expect(report.tasks.explore).toEqual(['t2', 't3', 't4', 't5'])
+  })
+})
+
+describe('regression: a relative --python path failed because the step runs in the code folder', () => {
+  it('resolves --python from the agent working directory', async () => {
+    const dir = tempDir()
+    const r = await runAgent([
+      'step', 'start', '--code-url', flowUrl('hello_flow.py'), '--python', relative(REPO, PYTHON),
+      '--datastore-root', join(dir, '.metaflow'), '--run-id', 'kfp-rel', '--output-dir', join(dir, 'out'),
+    ], { cwd: REPO, env: agentEnv() })
+    expect(r.code, r.stderr).toBe(0)
+    expect(readFileSync(join(dir, 'out', 'task_id'), 'utf8')).toBe('start')
   })
 })
 
