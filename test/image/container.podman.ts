@@ -3,6 +3,8 @@ import { chownSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
+import { restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
+import { MOTO_KEYS, makeBucket, putObject, startMoto } from '../helpers/moto'
 import { FIXTURE_FLOWS, FLOWS, REPO } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 import { imageUnderTest, podman, startPodman } from './podman'
@@ -75,6 +77,49 @@ describe('the image', () => {
     expect(report.tasks.explore).toHaveLength(4)
     expect(report.end.results).toEqual(['HOUSE OF CARDS', 'NARCOS', 'STRANGER THINGS', 'SUBURRA'])
     expect(report.end.total_letters).toBe(42)
+  })
+
+  it('runs the foreach flow on S3 under an assumed role, with moto on the host network and the baked boto3', async () => {
+    const moto = await startMoto()
+    try {
+      const bucket = 'image-datastore'
+      const root = `s3://${bucket}/metaflow`
+      await makeBucket(moto.endpoint, bucket)
+      await putObject(moto.endpoint, bucket, 'code/foreach_flow.py', readFileSync(join(FLOWS, 'foreach_flow.py')))
+      // Values stay in podman's environment; `-e NAME` copies them in, so no key is in any argv.
+      const settings: Record<string, string> = {
+        ...MOTO_KEYS,
+        METAFLOW_DEFAULT_DATASTORE: 's3',
+        METAFLOW_DATASTORE_SYSROOT_S3: root,
+        METAFLOW_AWS_ARN: 'arn:aws:iam::123456789012:role/image-test-role',
+        AWS_ENDPOINT_URL: moto.endpoint,
+      }
+      const env = { ...process.env, ...settings }
+      const pass = Object.keys(settings).flatMap((k) => ['-e', k])
+      const run = 'kfp-image-s3'
+      const go = (step: string, placement: string[] = []) => podman(['run', '--rm', '--network', 'host', ...pass, IMAGE,
+        'step', step, '--code-url', `s3://${bucket}/code/foreach_flow.py`, '--run-id', run, ...placement], env)
+
+      const start = await go('start')
+      expectStepOk(start, 's3 start')
+      expect(start.stderr).toContain('assumed role arn:aws:iam::123456789012:role/image-test-role')
+      const explores = await Promise.all([0, 1, 2, 3].map((i) => go('explore', ['--parent', 'start', '--split-index', String(i)])))
+      explores.forEach((r, i) => expectStepOk(r, `s3 explore ${i}`))
+      expectStepOk(await go('join', ['--join-foreach', 'explore', '--num-splits', '4']), 's3 join')
+      expectStepOk(await go('end', ['--parent', 'join']), 's3 end')
+
+      const laptop = tempDir()
+      const clientEnv = s3ClientEnv(moto.endpoint, root, laptop)
+      await restoreLocalMetadata(clientEnv, 'ForeachFlow', run, [
+        ['_parameters', 'params'], ['start', 'start'], ['explore', 'explore-0'], ['explore', 'explore-1'],
+        ['explore', 'explore-2'], ['explore', 'explore-3'], ['join', 'join'], ['end', 'end'],
+      ])
+      const report = await metaflowRun(`ForeachFlow/${run}`, clientEnv)
+      expect(report.successful).toBe(true)
+      expect(report.end.total_letters).toBe(42)
+    } finally {
+      await moto.stop()
+    }
   })
 
   it('passes podman stop\'s SIGTERM through tini and the agent to the step, and exits 143', async () => {

@@ -28,8 +28,9 @@ function globalArgs(): string[] {
   return runtime ? ['--runtime', runtime] : []
 }
 
-export function startPodman(args: readonly string[]): Started {
-  const child = spawn('podman', [...globalArgs(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** `env` reaches podman itself, so `-e NAME` (no value) passes a variable into the container without putting it in argv. */
+export function startPodman(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Started {
+  const child = spawn('podman', [...globalArgs(), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   const waiters: { re: RegExp; resolve: () => void }[] = []
@@ -59,6 +60,6 @@ export function startPodman(args: readonly string[]): Started {
   }
 }
 
-export function podman(args: readonly string[]): Promise<Finished> {
-  return startPodman(args).done
+export function podman(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<Finished> {
+  return startPodman(args, env).done
 }
