@@ -22,7 +22,7 @@ RUN --mount=type=bind,source=image/debs,target=/tmp/debs \
 # The runtime: a venv without pip, filled from the wheelhouse against the hashes, so nothing is fetched at run time.
 RUN --mount=type=bind,source=image,target=/tmp/image \
     python3 -m venv --without-pip /opt/metaflow \
- && python3 -m pip --python /opt/metaflow/bin/python install --no-cache-dir --disable-pip-version-check \
+ && python3 -m pip --python /opt/metaflow/bin/python install --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
       --no-index --find-links /tmp/image/wheels --require-hashes --only-binary=:all: -r /tmp/image/requirements.txt \
  && /opt/metaflow/bin/python -c "import metaflow, boto3"
 
