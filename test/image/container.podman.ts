@@ -177,6 +177,13 @@ describe('the image', () => {
     expect(labels['metaflow-kfp.runtime']).toBe(PIN)
 
     expect((await inspectImage()).Config.Entrypoint).toEqual(['/usr/bin/tini', '--', '/usr/local/bin/metaflow-kfp'])
+    // The other side of "installs nothing": a pin the image lacks is installed (and here, offline and without pip, refused).
+    const data = await dataDir()
+    const other = await podman(runArgs(data, FLOWS, [...stepArgs(data, 'start', 'hello_flow.py', 'kfp-image-other-pin'), '--runtime', 'metaflow==2.19.37']))
+    expect(other.stderr).toMatch(/installing metaflow==2\.19\.37/)
+    expect(other.code, other.stderr).toBe(71)
+    expect(other.stderr).toMatch(/metaflow-kfp: error: failed to install metaflow==2\.19\.37/)
+
     const version = await podman(['run', '--rm', '--network', 'none', IMAGE, '--version'])
     expect(version.code, version.stderr).toBe(0)
     expect(version.stdout.trim()).toBe(VERSION)
