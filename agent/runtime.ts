@@ -98,7 +98,7 @@ export async function ensureRuntime(opts: RuntimeOptions): Promise<RuntimeResult
     const stderr = String((err as { stderr?: string }).stderr ?? '').trim().split('\n').slice(-3).join(' | ')
     throw new AgentError('runtime', `failed to install ${missing.join(' ')} with ${installer}`, {
       cause: stderr || err,
-      hint: 'bake the pinned Metaflow into the image, or give the pod access to a package index',
+      hint: 'use an image that bakes this pin (image/runtime-pin.txt), or point --python at an environment the agent may install into',
     })
   }
   const after = await installedVersions(python, names, env)
