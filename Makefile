@@ -58,8 +58,11 @@ argo-cli: $(ARGO_CLI)
 typecheck: $(NODE_DEPS)
 	npx tsc --noEmit
 
+# Every suite: the vitest suites, then the container suite where podman can run containers here.
 test: deps build typecheck $(ARGO_CLI)
 	ARGO_CLI=$(ARGO_CLI) npx vitest run
+	@if reason=$$(scripts/can-run-containers.sh); then $(MAKE) --no-print-directory image-test; \
+	  else echo "make test: skipping the container suite (make image-test): $$reason"; fi
 
 # Budgets from DESIGN.md as ratios against the alternative, measured in one run (takes about a minute).
 bench: deps build

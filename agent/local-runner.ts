@@ -107,11 +107,11 @@ async function printLogTail(record: TaskRecord, io: Io): Promise<void> {
 
 async function printSummary(records: readonly TaskRecord[], io: Io): Promise<void> {
   const rows = [
-    ['TASK', 'METAFLOW TASK ID', 'STATUS', 'DURATION'],
-    ...records.map((r) => [r.label, r.taskId ?? '-', r.status === 'ok' ? 'ok' : `failed (${r.exitCode})`, formatMs(r.durationMs)]),
+    ['TASK', 'METAFLOW TASK ID', 'SPLITS', 'STATUS', 'DURATION'],
+    ...records.map((r) => [r.label, r.taskId ?? '-', r.splitCount ?? '-', r.status === 'ok' ? 'ok' : `failed (${r.exitCode})`, formatMs(r.durationMs)]),
   ]
-  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => (r[c] as string).length)))
-  for (const r of rows) await say(io, r.map((cell, c) => (c < 3 ? cell.padEnd(widths[c] as number) : cell)).join('  '))
+  const widths = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => (r[c] as string).length)))
+  for (const r of rows) await say(io, r.map((cell, c) => (c < 4 ? cell.padEnd(widths[c] as number) : cell)).join('  '))
 }
 
 /** Finds Flow/run in the local datastore: the flow is whichever folder holds the run. */

@@ -23,6 +23,8 @@ export interface TaskRecord {
   label: string
   /** the Metaflow task id, from the task's task_id output */
   taskId?: string | undefined
+  /** the foreach split count the task handed downstream, from its split_count output */
+  splitCount?: string | undefined
   status: 'ok' | 'failed'
   exitCode: number
   durationMs: number
@@ -142,6 +144,7 @@ export class LocalTasks {
       }
     }
     record.taskId = values.task_id
+    record.splitCount = values.split_count
     this.s.log(`${req.label} succeeded in ${record.durationMs} ms${record.taskId ? ` (Metaflow task ${record.taskId})` : ''}`)
     return values
   }

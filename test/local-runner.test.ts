@@ -55,8 +55,8 @@ describe('metaflow-kfp run-local', () => {
       expect(r.code).toBe(0)
       const pathspec = pathspecOf(r.stdout)
       expect(pathspec).toMatch(new RegExp(`^${name}/kfp-[0-9a-f-]{36}$`))
-      expect(r.stdout).toMatch(/^TASK +METAFLOW TASK ID +STATUS +DURATION$/m)
-      expect(r.stdout).toMatch(/^end +end +ok +\d+\.\d+ s$/m)
+      expect(r.stdout).toMatch(/^TASK +METAFLOW TASK ID +SPLITS +STATUS +DURATION$/m)
+      expect(r.stdout).toMatch(/^end +end +- +ok +\d+\.\d+ s$/m)
 
       // The default datastore root is ./.metaflow, where Metaflow's client looks from this folder.
       const report = await metaflowRun(pathspec, localClientEnv(cwd))
@@ -89,6 +89,7 @@ describe('metaflow-kfp run-local', () => {
       expect(report.successful).toBe(true)
       expect(report.tasks.explore).toHaveLength(100)
       expect(report.end).toMatchObject({ count: 100, total: 328350 })
+      expect(r.stdout).toMatch(/^start +start +100 +ok /m)
       // Never more than --parallelism tasks at once: replay the start/finish lines.
       let running = 0
       let peak = 0
@@ -136,7 +137,7 @@ describe('metaflow-kfp run-local', () => {
       expect(r.stderr).toMatch(/\| .*hello is failing on purpose/)
       expect(r.stderr).toMatch(/\| .*RuntimeError: boom from the hello step/)
       expect(r.stderr).not.toMatch(/started end/)
-      expect(r.stdout).toMatch(/^hello +- +failed \(\d+\)/m)
+      expect(r.stdout).toMatch(/^hello +- +- +failed \(\d+\)/m)
       const { stdout } = await execFileP(PYTHON, ['-c', FAILED_RUN, pathspecOf(r.stdout)], { env: { ...localClientEnv(cwd), METAFLOW_USER: 'test' } })
       expect(JSON.parse(stdout)).toEqual({ successful: false, steps: ['hello', 'start'], helloOk: false })
     })
