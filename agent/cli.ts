@@ -75,7 +75,7 @@ export function buildParser(argv: readonly string[]) {
         .option('num-splits', { type: 'number', group: 'Task:', describe: "with --join-foreach: the foreach step's split_count" })
         .option('split-index', { type: 'number', group: 'Task:', describe: 'the index of this task in the foreach right above it' })
         .option('split-path', { type: 'string', default: '', group: 'Task:', describe: 'indices of the enclosing foreaches above --split-index, comma-separated, outermost first' })
-        .option('retry-count', { type: 'number', default: 0, group: 'Task:', describe: 'the attempt number, e.g. {{retries}}' })
+        .option('retry-count', { type: 'number', group: 'Task:', describe: 'the attempt number, e.g. {{retries}} (default: $KFP_RETRY_INDEX, else 0)' })
         .option('max-user-code-retries', { type: 'number', default: 0, group: 'Task:', describe: "Metaflow's --max-user-code-retries" })
         .example('$0 step start --code-url https://example.com/flow.py --run-id kfp-1 --output-dir /tmp/outputs', 'the start step; runs init first')
         .example('$0 step explore --code-url … --run-id kfp-1 --parent start --split-index 2', 'the third split of a foreach')
@@ -171,7 +171,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
       parents: a.parent as string[],
       joinForeach: a.joinForeach as string | undefined,
       numSplits: optionalIndex('--num-splits', a.numSplits as number | undefined),
-      retryCount: nonNegative('--retry-count', a.retryCount as number),
+      retryCount: optionalIndex('--retry-count', a.retryCount as number | undefined),
       maxUserCodeRetries: nonNegative('--max-user-code-retries', a.maxUserCodeRetries as number),
     },
   }

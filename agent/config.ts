@@ -62,7 +62,10 @@ export interface StepConfig extends TaskConfig {
 export type AgentConfig = InitConfig | StepConfig
 
 /** What cli.ts produces: a config still waiting for its settings, and the flags that set them. */
-export type UnresolvedConfig = AgentConfig extends infer C ? (C extends AgentConfig ? Omit<C, 'user' | 'datastore' | 'settings'> : never) : never
+/** A config before settings: no user or datastore yet, and a step's attempt may still come from KFP_RETRY_INDEX. */
+export type UnresolvedConfig =
+  | Omit<InitConfig, 'user' | 'datastore' | 'settings'>
+  | (Omit<StepConfig, 'user' | 'datastore' | 'settings' | 'retryCount'> & { retryCount?: number | undefined })
 export type ParsedRun = { kind: 'run'; config: UnresolvedConfig; flags: SettingFlags }
 
 export const DEFAULTS = {

@@ -17,7 +17,7 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
       for (const line of describeSettings(settings, io.env)) await io.stdout(Buffer.from(line))
       return 0
     }
-    const cfg = applySettings(parsed.config, settings)
+    const cfg = applySettings(parsed.config, settings, io.env)
     return cfg.command === 'init' ? await runInit(cfg, io) : await runStep(cfg, io)
   } catch (err) {
     const agentErr = err instanceof AgentError ? err : new AgentError('internal', 'failed unexpectedly', { cause: err, hint: 'please report this with the log above' })

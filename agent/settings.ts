@@ -170,11 +170,24 @@ export function describeSettings(s: ResolvedSettings, env: NodeJS.ProcessEnv): s
 }
 
 /** Completes a parsed config with its resolved settings: the user, the datastore, and the rest for the step. */
-export function applySettings(cfg: UnresolvedConfig, s: ResolvedSettings): AgentConfig {
-  return {
+export function applySettings(cfg: UnresolvedConfig, s: ResolvedSettings, env: NodeJS.ProcessEnv): AgentConfig {
+  const resolved = {
     ...cfg,
     user: s.values.METAFLOW_USER.value as string,
     datastore: s.values.METAFLOW_DEFAULT_DATASTORE.value as Datastore,
     settings: s,
-  } as AgentConfig
+  }
+  if (resolved.command === 'step') resolved.retryCount ??= retryIndexFromEnv(env)
+  return resolved as AgentConfig
+}
+
+/**
+ * The attempt number KFP v2 gives the executor in KFP_RETRY_INDEX (releases that set it when a
+ * retry policy exists); the IR has no placeholder for it, so templates leave --retry-count out.
+ */
+function retryIndexFromEnv(env: NodeJS.ProcessEnv): number {
+  const v = env.KFP_RETRY_INDEX
+  if (v === undefined || v === '') return 0
+  if (!/^\d+$/.test(v)) throw new AgentError('usage', `failed to read KFP_RETRY_INDEX=${JSON.stringify(v)}: not a whole number`, { hint: 'pass --retry-count instead' })
+  return Number(v)
 }

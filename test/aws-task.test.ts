@@ -25,7 +25,7 @@ function config(flags: SettingFlags, env: NodeJS.ProcessEnv, codeUrl = 'file:///
     code: { url: codeUrl, allowHttp: false, maxBytes: 1, timeoutMs: 1, attempts: 1 },
     python: 'python3', runtime: 'metaflow==2.19.38', runId: 'r1', tags: [], params: {}, outputs: [], keepWorkDir: false, graceMs: 1,
   }
-  return applySettings(base, resolveSettings(flags, env, tempDir()))
+  return applySettings(base, resolveSettings(flags, env, tempDir()), env)
 }
 
 describe('openAws', () => {

@@ -66,10 +66,23 @@ describe('parseArgs', () => {
   it('takes the user from METAFLOW_USER but never root', () => {
     const get = (env: NodeJS.ProcessEnv) => {
       const p = parseArgs(['step', 'start', ...base])
-      return p.kind === 'run' ? applySettings(p.config, resolveSettings(p.flags, env, '/nonexistent')).user : undefined
+      return p.kind === 'run' ? applySettings(p.config, resolveSettings(p.flags, env, '/nonexistent'), env).user : undefined
     }
     expect(get({ METAFLOW_USER: 'alice' })).toBe('alice')
     expect(get({ METAFLOW_USER: 'root' })).toBe('kfp-user')
+  })
+
+  it('takes the attempt from --retry-count, else KFP_RETRY_INDEX, else 0', () => {
+    const attempt = (args: string[], env: NodeJS.ProcessEnv) => {
+      const p = parseArgs(['step', 'start', ...base, ...args])
+      if (p.kind !== 'run') throw new Error('not run')
+      const cfg = applySettings(p.config, resolveSettings(p.flags, env, '/nonexistent'), env)
+      return cfg.command === 'step' ? cfg.retryCount : undefined
+    }
+    expect(attempt([], {})).toBe(0)
+    expect(attempt([], { KFP_RETRY_INDEX: '2' })).toBe(2)
+    expect(attempt(['--retry-count', '1'], { KFP_RETRY_INDEX: '2' })).toBe(1)
+    expect(() => attempt([], { KFP_RETRY_INDEX: 'two' })).toThrow(/KFP_RETRY_INDEX/)
   })
 
   it('reads flow parameters as NAME=VALUE and as JSON', () => {
