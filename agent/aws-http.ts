@@ -1,6 +1,5 @@
 // An AWS SDK request handler over undici, so the agent's S3 and STS calls honour HTTP(S)_PROXY and NO_PROXY.
 import type { Readable } from 'node:stream'
-import { EnvHttpProxyAgent, request } from 'undici'
 import type { Dispatcher } from 'undici'
 
 /** The request the SDK hands a handler (a structural subset of @smithy's HttpRequest). */
@@ -42,17 +41,25 @@ function queryString(query: SdkRequest['query']): string {
  */
 export class ProxyRequestHandler {
   readonly metadata = { handlerProtocol: 'http/1.1' }
-  private readonly dispatcher: Dispatcher
+  private dispatcher: Dispatcher | undefined
 
-  constructor(env: NodeJS.ProcessEnv) {
-    this.dispatcher = new EnvHttpProxyAgent({
-      httpProxy: env.http_proxy || env.HTTP_PROXY || undefined,
-      httpsProxy: env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY || undefined,
-      noProxy: env.no_proxy ?? env.NO_PROXY ?? '',
-      connect: { timeout: 10_000 },
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
-    })
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+  // undici is loaded on the first request, not at start-up: loading it costs ~50 ms.
+  private async proxyAgent(): Promise<Dispatcher> {
+    if (!this.dispatcher) {
+      const { EnvHttpProxyAgent } = await import('undici')
+      const env = this.env
+      this.dispatcher = new EnvHttpProxyAgent({
+        httpProxy: env.http_proxy || env.HTTP_PROXY || undefined,
+        httpsProxy: env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY || undefined,
+        noProxy: env.no_proxy ?? env.NO_PROXY ?? '',
+        connect: { timeout: 10_000 },
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+      })
+    }
+    return this.dispatcher
   }
 
   async handle(req: SdkRequest, opts: { abortSignal?: AbortSignal | undefined } = {}): Promise<{ response: { statusCode: number; headers: Record<string, string>; body: Readable } }> {
@@ -64,12 +71,13 @@ export class ProxyRequestHandler {
       if (/^(expect|connection|transfer-encoding|keep-alive|upgrade)$/i.test(k)) continue
       headers[k] = v
     }
+    const { request } = await import('undici')
     const res = await request(url, {
       method: req.method as Dispatcher.HttpMethod,
       headers,
       body: (req.body ?? undefined) as Dispatcher.DispatchOptions['body'],
       signal: opts.abortSignal,
-      dispatcher: this.dispatcher,
+      dispatcher: await this.proxyAgent(),
     })
     const out: Record<string, string> = {}
     for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v
@@ -83,6 +91,6 @@ export class ProxyRequestHandler {
   }
 
   destroy(): void {
-    void this.dispatcher.close()
+    void this.dispatcher?.close()
   }
 }

@@ -1,7 +1,6 @@
 // The entrypoint: parse, run, and map every outcome to an exit code in one place.
 import { parseArgs } from './cli.js'
 import { AgentError, ExitCode, describeError } from './errors.js'
-import { runLocal } from './local-runner.js'
 import { runInit, runStep } from './run-step.js'
 import { applySettings, describeSettings, resolveSettings } from './settings.js'
 import type { Io } from './run-step.js'
@@ -11,7 +10,11 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
   try {
     const parsed = parseArgs(argv)
     if (parsed.kind === 'printed') return 0
-    if (parsed.kind === 'run-local') return await runLocal(parsed.config, io, { agent: self })
+    if (parsed.kind === 'run-local') {
+      // Loaded on demand so steps do not pay for the template parser.
+      const { runLocal } = await import('./local-runner.js')
+      return await runLocal(parsed.config, io, { agent: self })
+    }
     const settings = resolveSettings(parsed.flags, io.env)
     if (parsed.kind === 'config') {
       for (const line of describeSettings(settings, io.env)) await io.stdout(Buffer.from(line))

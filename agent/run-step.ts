@@ -166,16 +166,18 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
   // The runtime check is one Python start; it overlaps the download instead of following it.
   const [code, runtime] = await Promise.all([
     fetchCode({ ...cfg.code, workDir: work, minDelayMs: 1000, maxDelayMs: 30_000, openers: aws.openers, log: io.log }),
-    ensureRuntime({
+    timed(() => ensureRuntime({
       python,
       requirement: parseRequirement(cfg.runtime),
       alsoNeeds: cfg.datastore === 's3' ? ['boto3'] : [],
       env,
       log: io.log,
-    }),
+    })),
   ])
   io.log(`fetched ${code.bytes} bytes, sha256 ${code.sha256}`)
-  if (runtime.installed) io.log(`installed metaflow ${runtime.version} with ${runtime.installer}`)
+  io.log(runtime.value.installed
+    ? `installed metaflow ${runtime.value.version} with ${runtime.value.installer} in ${runtime.ms} ms`
+    : `runtime check: metaflow ${runtime.value.version} is there (${runtime.ms} ms)`)
 
   const flow = cfg.flowName ?? findFlowName(await readFile(code.flowPath, 'utf8'))
   if (!flow) {
@@ -258,6 +260,12 @@ async function writeInputPathsFile(work: string, text: string): Promise<string> 
   const path = join(work, 'input-paths')
   await writeFile(path, text)
   return path
+}
+
+async function timed<T>(action: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = Date.now()
+  const value = await action()
+  return { value, ms: Date.now() - started }
 }
 
 function chain(a: void | Promise<void>, b: void | Promise<void>): void | Promise<void> {
