@@ -125,10 +125,10 @@ describe('the image', () => {
   it('passes podman stop\'s SIGTERM through tini and the agent to the step, and exits 143', async () => {
     const data = await dataDir()
     const name = `mfkfp-stop-${process.pid}-${Date.now()}`
-    const args = runArgs(data, FIXTURE_FLOWS, stepArgs(data, 'start', 'signal_record_flow.py', 'kfp-image-stop'), ['--name', name, '-e', `SIGNAL_RECORD=${join(data, 'signal.txt')}`])
+    const args = runArgs(data, FIXTURE_FLOWS, stepArgs(data, 'start', 'sleepy_flow.py', 'kfp-image-stop'), ['--name', name, '-e', `SIGNAL_MARKER=${join(data, 'signal.txt')}`])
     const container = startPodman(args.filter((a) => a !== '--rm'))
     try {
-      await container.waitFor(/SLEEPING/)
+      await container.waitFor(/READY/)
       const started = Date.now()
       // A generous timeout: were SIGTERM lost, podman would SIGKILL after 60 s and the code would be 137.
       const stop = await podman(['stop', '--time', '60', name])
