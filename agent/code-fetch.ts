@@ -194,6 +194,8 @@ export async function fetchCode(opts: FetchOptions): Promise<FetchedCode> {
 
   if (await isGzip(tmp)) {
     const codeDir = join(opts.workDir, 'code')
+    // A reused --work-dir must not mix an older package's files into this one.
+    await rm(codeDir, { recursive: true, force: true })
     await mkdir(codeDir)
     try {
       await extractPackage(tmp, codeDir, { maxBytes: opts.maxBytes * 20, maxEntries: 100_000 })

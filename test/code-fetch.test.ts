@@ -140,6 +140,19 @@ describe('fetching a package', () => {
     })
   }
 
+  it('replaces the code of an earlier package when the work dir is reused', async () => {
+    const dir = tempDir()
+    const first = join(dir, 'first.tgz')
+    const second = join(dir, 'second.tgz')
+    writeFileSync(first, tarGz([{ path: 'flow.py', body: FLOW }, { path: 'stale.py', body: 'X = 1\n' }]))
+    writeFileSync(second, tarGz([{ path: 'flow.py', body: FLOW + '# v2\n' }]))
+    const workDir = join(dir, 'work')
+    await fetchCode(options(`file://${first}`, { workDir, flowFile: 'flow.py' }))
+    const got = await fetchCode(options(`file://${second}`, { workDir, flowFile: 'flow.py' }))
+    expect(readFileSync(got.flowPath, 'utf8')).toMatch(/# v2/)
+    expect(readdirSync(got.codeDir)).toEqual(['flow.py'])
+  })
+
   it('asks for --flow-file when the package has several top-level flows', async () => {
     const dir = tempDir()
     const file = join(dir, 'code.tgz')
