@@ -3,8 +3,10 @@ import { dirname, join } from 'node:path'
 import { AgentError } from './errors.js'
 import { forEachBounded, walkDag } from './local-dag.js'
 import type { LocalTasks } from './local-task.js'
+import { onlyKeys, refuse, shapeReaders } from './template-shape.js'
+import type { Obj } from './template-shape.js'
 
-type Obj = Record<string, unknown>
+const { obj, list, str, strList } = shapeReaders('the workflow', 'pipeline-templates/*.argo.yaml')
 
 export interface ArgoRunOptions {
   /** workflow parameter name -> value from --code-url and --param */
@@ -220,34 +222,4 @@ function paramList(raw: unknown, where: string): { name: string; value?: string 
     const v = p.value ?? p.default
     return { name: str(p.name, `${where} name`), value: v === undefined ? undefined : String(v) }
   })
-}
-
-function onlyKeys(o: Obj, allowed: readonly string[], where: string): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw refuse(`${k} in ${where}`, `run-local understands ${allowed.join(', ')} there`)
-  }
-}
-
-function obj(v: unknown, where: string): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AgentError('usage', `failed to read the workflow: ${where} is missing or not a mapping`, { hint: 'compare it with pipeline-templates/*.argo.yaml' })
-  return v as Obj
-}
-
-function list(v: unknown, where: string): unknown[] {
-  if (!Array.isArray(v)) throw new AgentError('usage', `failed to read the workflow: ${where} is missing or not a list`, { hint: 'compare it with pipeline-templates/*.argo.yaml' })
-  return v
-}
-
-function str(v: unknown, where: string): string {
-  if (typeof v !== 'string') throw new AgentError('usage', `failed to read the workflow: ${where} is missing or not a string`, { hint: 'compare it with pipeline-templates/*.argo.yaml' })
-  return v
-}
-
-function strList(v: unknown, where: string): string[] {
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new AgentError('usage', `failed to read the workflow: ${where} is not a list of strings`, { hint: 'quote numbers in command and args' })
-  return v as string[]
-}
-
-function refuse(construct: string, hint: string): AgentError {
-  return new AgentError('usage', `failed to run the template locally: run-local does not support ${construct}`, { hint })
 }

@@ -3,8 +3,11 @@ import { join } from 'node:path'
 import { AgentError } from './errors.js'
 import { forEachBounded, walkDag } from './local-dag.js'
 import type { LocalTasks } from './local-task.js'
+import { onlyKeys, refuse, shapeReaders } from './template-shape.js'
+import type { Obj } from './template-shape.js'
 
-type Obj = Record<string, unknown>
+const { obj, str, strList } = shapeReaders('the pipeline', 'pipeline-templates/*.kfp.yaml')
+
 type Values = Record<string, unknown>
 
 export interface KfpRunOptions {
@@ -267,29 +270,4 @@ function parseJson(text: string, where: string): unknown {
   } catch (err) {
     throw new AgentError('usage', `failed to read ${where}: ${(err as Error).message}`)
   }
-}
-
-function onlyKeys(o: Obj, allowed: readonly string[], where: string): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw refuse(`${k} in ${where}`, `run-local understands ${allowed.join(', ')} there`)
-  }
-}
-
-function obj(v: unknown, where: string): Obj {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AgentError('usage', `failed to read the pipeline: ${where} is missing or not a mapping`, { hint: 'compare it with pipeline-templates/*.kfp.yaml' })
-  return v as Obj
-}
-
-function str(v: unknown, where: string): string {
-  if (typeof v !== 'string') throw new AgentError('usage', `failed to read the pipeline: ${where} is missing or not a string`, { hint: 'compare it with pipeline-templates/*.kfp.yaml' })
-  return v
-}
-
-function strList(v: unknown, where: string): string[] {
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new AgentError('usage', `failed to read the pipeline: ${where} is not a list of strings`, { hint: 'quote numbers in command and args' })
-  return v as string[]
-}
-
-function refuse(construct: string, hint: string): AgentError {
-  return new AgentError('usage', `failed to run the template locally: run-local does not support ${construct}`, { hint })
 }
