@@ -11,7 +11,7 @@ import type { InitConfig, StepConfig, TaskConfig } from './config.js'
 import { isTaskDone, readTaskRecord } from './datastore.js'
 import type { ObjectStore, TaskRef } from './datastore.js'
 import { openStore, resolveDatastoreRoot } from './datastore-root.js'
-import { AgentError } from './errors.js'
+import { AgentError, describeError } from './errors.js'
 import { findFlowName } from './flow-file.js'
 import { initArgs, initParamEnv, stepArgs, stepEnv } from './metaflow-command.js'
 import type { TopLevel } from './metaflow-command.js'
@@ -53,6 +53,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
   const work = await makeWorkDir(cfg)
   let logs: { logs: TaskLogs; store: ObjectStore; task: TaskRef } | undefined
   let aws: AwsTask | undefined
+  let metadataSaved = false
   try {
     aws = await openAws(cfg, io, { runId: cfg.runId, name: taskId })
     const p = await prepare(cfg, work, io, aws)
@@ -94,11 +95,13 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
 
     // Outputs only once the metadata is safe, so a pipeline never moves on from an invisible task.
     await p.aws.syncMetadata(task)
+    metadataSaved = true
     await publishOutputs(cfg, p.store, task)
     return 0
   } finally {
     if (logs) await saveLogs(logs, io)
-    if (aws && logs) await aws.syncMetadata(logs.task).catch((err: Error) => io.log(`warning: ${err.message}: ${err.cause instanceof Error ? err.cause.message : ''}`))
+    // After a failed step the metadata is still worth keeping, but its loss must not mask the failure.
+    if (aws && logs && !metadataSaved) await aws.syncMetadata(logs.task).catch((err: unknown) => io.log(`warning: ${describeError(err)}`))
     await aws?.close()
     if (!cfg.keepWorkDir && cfg.workDir === undefined) await rm(work, { recursive: true, force: true })
   }
@@ -115,7 +118,7 @@ export async function runInit(cfg: InitConfig, io: Io): Promise<number> {
     const p = await prepare(cfg, work, io, aws)
     const result = await initIfNeeded(cfg, p, taskId, io)
     if (result.exitCode !== 0) return result.exitCode
-    await publishOutputs({ ...cfg, retryCount: 0 }, p.store, { flow: p.flow, runId: cfg.runId, step: '_parameters', taskId, attempt: 0 })
+    await publishOutputs(cfg, p.store, { flow: p.flow, runId: cfg.runId, step: '_parameters', taskId, attempt: 0 })
     return 0
   } finally {
     await aws?.close()
@@ -227,7 +230,7 @@ async function readDone(store: ObjectStore, t: TaskRef): Promise<boolean> {
 }
 
 /** Reads the finished task from the datastore and writes its output parameters. */
-async function publishOutputs(cfg: TaskConfig & { retryCount?: number }, store: ObjectStore, task: TaskRef): Promise<void> {
+async function publishOutputs(cfg: Pick<TaskConfig, 'outputDir' | 'outputs'>, store: ObjectStore, task: TaskRef): Promise<void> {
   if (!cfg.outputDir && cfg.outputs.length === 0) return
   let numSplits: number | null
   try {
