@@ -2,20 +2,11 @@
 import { dirname, join } from 'node:path'
 import { AgentError } from './errors.js'
 import { forEachBounded, walkDag } from './local-dag.js'
-import type { LocalTasks } from './local-task.js'
+import type { FormRunOptions } from './local-task.js'
 import { onlyKeys, refuse, shapeReaders } from './template-shape.js'
 import type { Obj } from './template-shape.js'
 
 const { obj, list, str, strList } = shapeReaders('the workflow', 'pipeline-templates/*.argo.yaml')
-
-export interface ArgoRunOptions {
-  /** workflow parameter name -> value from --code-url and --param */
-  params: Record<string, string>
-  /** what {{workflow.uid}} resolves to */
-  runUuid: string
-  tasks: LocalTasks
-  parallelism: number
-}
 
 const SPEC_KEYS = ['entrypoint', 'arguments', 'templates', 'serviceAccountName', 'parallelism', 'ttlStrategy', 'podGC']
 const TEMPLATE_KEYS = ['name', 'inputs', 'outputs', 'dag', 'container', 'retryStrategy', 'metadata', 'activeDeadlineSeconds']
@@ -34,7 +25,7 @@ export function argoParamNames(doc: Obj): string[] {
   return paramList(obj(spec.arguments ?? {}, 'spec.arguments').parameters, 'spec.arguments.parameters').map((p) => p.name)
 }
 
-export async function runArgo(doc: Obj, o: ArgoRunOptions): Promise<void> {
+export async function runArgo(doc: Obj, o: FormRunOptions): Promise<void> {
   onlyKeys(doc, ['apiVersion', 'kind', 'metadata'].concat('spec'), 'the workflow')
   if (doc.kind !== 'Workflow') throw refuse(`kind ${JSON.stringify(doc.kind)}`, 'write a Workflow (a WorkflowTemplate or CronWorkflow wraps the same spec)')
   const meta = obj(doc.metadata ?? {}, 'metadata')
@@ -180,7 +171,7 @@ export async function runArgo(doc: Obj, o: ArgoRunOptions): Promise<void> {
   await runTemplate(entry, {}, [], entry)
 }
 
-function workflowValues(spec: Obj, meta: Obj, o: ArgoRunOptions): Map<string, string> {
+function workflowValues(spec: Obj, meta: Obj, o: FormRunOptions): Map<string, string> {
   const declared = paramList(obj(spec.arguments ?? {}, 'spec.arguments').parameters, 'spec.arguments.parameters')
   for (const name of Object.keys(o.params)) {
     if (!declared.some((p) => p.name === name)) {

@@ -2,22 +2,13 @@
 import { join } from 'node:path'
 import { AgentError } from './errors.js'
 import { forEachBounded, walkDag } from './local-dag.js'
-import type { LocalTasks } from './local-task.js'
+import type { FormRunOptions } from './local-task.js'
 import { onlyKeys, refuse, shapeReaders } from './template-shape.js'
 import type { Obj } from './template-shape.js'
 
 const { obj, str, strList } = shapeReaders('the pipeline', 'pipeline-templates/*.kfp.yaml')
 
 type Values = Record<string, unknown>
-
-export interface KfpRunOptions {
-  /** pipeline input name -> text from --code-url and --param */
-  params: Record<string, string>
-  /** what {{$.pipeline_job_uuid}} resolves to */
-  runUuid: string
-  tasks: LocalTasks
-  parallelism: number
-}
 
 const TOP_KEYS = ['pipelineInfo', 'schemaVersion', 'root', 'components', 'deploymentSpec', 'sdkVersion', 'defaultPipelineRoot']
 const TASK_KEYS = ['taskInfo', 'componentRef', 'inputs', 'dependentTasks', 'cachingOptions', 'retryPolicy', 'parameterIterator', 'iteratorPolicy']
@@ -30,7 +21,7 @@ export function kfpInputNames(doc: Obj): string[] {
   return Object.keys(obj(obj(obj(doc.root, 'root').inputDefinitions ?? {}, 'root.inputDefinitions').parameters ?? {}, 'root.inputDefinitions.parameters'))
 }
 
-export async function runKfp(doc: Obj, o: KfpRunOptions): Promise<void> {
+export async function runKfp(doc: Obj, o: FormRunOptions): Promise<void> {
   onlyKeys(doc, TOP_KEYS, 'the pipeline')
   if (doc.schemaVersion !== '2.1.0') {
     throw refuse(`schemaVersion ${JSON.stringify(doc.schemaVersion)}`, 'write schemaVersion: 2.1.0 (the KFP v2 IR)')

@@ -19,6 +19,16 @@ export interface TaskRequest {
   defaults?: Record<string, string>
 }
 
+/** What run-local hands the runner of either template form. */
+export interface FormRunOptions {
+  /** the template's inputs by name (Argo workflow parameters, KFP pipeline inputs), from --code-url and --param */
+  params: Record<string, string>
+  /** what the run's uuid placeholder resolves to ({{workflow.uid}}, {{$.pipeline_job_uuid}}) */
+  runUuid: string
+  tasks: LocalTasks
+  parallelism: number
+}
+
 export interface TaskRecord {
   label: string
   /** the Metaflow task id, from the task's task_id output */

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { DEFAULTS as AGENT_DEFAULTS } from './config.js'
 import type { AgentConfig, Datastore, UnresolvedConfig } from './config.js'
 import { AgentError, redactUrl } from './errors.js'
 
@@ -47,7 +48,7 @@ export interface ResolvedSettings {
 export type SettingFlags = Partial<Record<SettingKey, string>> & { datastoreRoot?: string | undefined }
 
 const DEFAULTS: Partial<Record<SettingKey, string>> = {
-  METAFLOW_USER: 'kfp-user',
+  METAFLOW_USER: AGENT_DEFAULTS.user,
   METAFLOW_DEFAULT_DATASTORE: 'local',
   METAFLOW_DEFAULT_METADATA: 'local',
 }
