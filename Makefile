@@ -6,7 +6,7 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 NODE_DEPS   := node_modules/.package-lock.json
 AGENT       := dist/metaflow-kfp
-AGENT_SRC   := $(wildcard agent/*.ts) scripts/build.mjs scripts/lazy-aws-sdk.mjs image/runtime-pin.txt package.json
+AGENT_SRC   := $(shell find agent -name '*.ts') scripts/build.mjs scripts/lazy-aws-sdk.mjs image/runtime-pin.txt package.json
 
 .PHONY: argo-cli help deps build demo test typecheck bench clean image image-lock image-test
 

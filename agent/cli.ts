@@ -5,9 +5,9 @@ import { AGENT_VERSION, RUNTIME_PIN } from './build-info.js'
 import { DEFAULTS } from './config.js'
 import type { ParsedRun, UnresolvedConfig } from './config.js'
 import { AgentError } from './errors.js'
-import { isOutputName, OUTPUT_NAMES } from './outputs.js'
-import type { OutputName } from './outputs.js'
-import type { RunLocalConfig } from './local-runner.js'
+import { isOutputName, OUTPUT_NAMES } from './step/outputs.js'
+import type { OutputName } from './step/outputs.js'
+import type { RunLocalConfig } from './local/local-runner.js'
 
 import type { SettingFlags } from './settings.js'
 

@@ -1,5 +1,5 @@
 // The typed configuration of one agent command, and the defaults that flags and the environment override.
-import type { OutputName } from './outputs.js'
+import type { OutputName } from './step/outputs.js'
 import type { ResolvedSettings, SettingFlags } from './settings.js'
 
 export type Datastore = 'local' | 's3'

@@ -1,9 +1,9 @@
 // The entrypoint: parse, run, and map every outcome to an exit code in one place.
 import { parseArgs } from './cli.js'
 import { AgentError, ExitCode, describeError } from './errors.js'
-import { runInit, runStep } from './run-step.js'
+import { runInit, runStep } from './step/run-step.js'
 import { applySettings, describeSettings, resolveSettings } from './settings.js'
-import type { Io } from './run-step.js'
+import type { Io } from './step/run-step.js'
 
 /** `self` is the argv that starts this agent again (node and the bundle); run-local runs each task with it. */
 export async function main(argv: readonly string[], io: Io, self: readonly string[] = [process.execPath, process.argv[1] ?? '']): Promise<number> {
@@ -12,7 +12,7 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
     if (parsed.kind === 'printed') return 0
     if (parsed.kind === 'run-local') {
       // Loaded on demand so steps do not pay for the template parser.
-      const { runLocal } = await import('./local-runner.js')
+      const { runLocal } = await import('./local/local-runner.js')
       return await runLocal(parsed.config, io, { agent: self })
     }
     const settings = resolveSettings(parsed.flags, io.env)

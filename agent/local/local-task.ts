@@ -1,0 +1,207 @@
+// Runs one template task on this machine for run-local: the agent as a local process, its log in a file, its outputs read back.
+import { createWriteStream } from 'node:fs'
+import { mkdir, readFile } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { AgentError, ExitCode } from '../errors.js'
+import { runProcess } from '../step/step-process.js'
+
+export interface TaskRequest {
+  /** what the summary calls the task, e.g. explore[2] */
+  label: string
+  /** the container's command and args, placeholders already substituted */
+  command: readonly string[]
+  args: readonly string[]
+  /** the container's env entries */
+  env: Record<string, string>
+  /** output name -> local file the task writes it to */
+  outputs: Record<string, string>
+  /** output name -> value when the file is missing (Argo valueFrom.default) */
+  defaults?: Record<string, string>
+}
+
+/** What run-local hands the runner of either template form. */
+export interface FormRunOptions {
+  /** the template's inputs by name (Argo workflow parameters, KFP pipeline inputs), from --code-url and --param */
+  params: Record<string, string>
+  /** what the run's uuid placeholder resolves to ({{workflow.uid}}, {{$.pipeline_job_uuid}}) */
+  runUuid: string
+  tasks: LocalTasks
+  parallelism: number
+}
+
+export interface TaskRecord {
+  label: string
+  /** the Metaflow task id, from the task's task_id output */
+  taskId?: string | undefined
+  /** the foreach split count the task handed downstream, from its split_count output */
+  splitCount?: string | undefined
+  status: 'ok' | 'failed'
+  exitCode: number
+  durationMs: number
+  logPath: string
+  /** why the task failed, when it was not the step's own exit code */
+  reason?: string | undefined
+}
+
+export interface LocalTaskSettings {
+  /** argv that starts this agent: node and the bundle */
+  agent: readonly string[]
+  python: string
+  datastoreRoot: string
+  /** a scratch folder for task folders and logs */
+  workDir: string
+  parallelism: number
+  env: NodeJS.ProcessEnv
+  cwd: string
+  log: (line: string) => void
+  /** a clock, for durations */
+  now: () => number
+}
+
+/** Thrown to the DAG walkers when a task failed; the runner reports the record. */
+export class TaskFailed extends Error {
+  constructor(readonly record: TaskRecord) {
+    super(`task ${record.label} failed`)
+  }
+}
+
+/** Thrown instead of starting a task once another one has failed. */
+export class RunStopped extends Error {
+  constructor() {
+    super('the run stopped after a failed task')
+  }
+}
+
+// The template's own say on these would send a laptop run to the cluster's datastore or interpreter.
+const OVERRIDDEN = ['--python', '--datastore', '--datastore-root', '--metadata']
+
+/** Runs container tasks through the agent with bounded parallelism and keeps one record per task. */
+export class LocalTasks {
+  readonly records: TaskRecord[] = []
+  failure: TaskRecord | undefined
+  private free: number
+  private readonly waiting: (() => void)[] = []
+  private seq = 0
+
+  constructor(private readonly s: LocalTaskSettings) {
+    this.free = Math.max(1, s.parallelism)
+  }
+
+  /** A fresh private folder for one task: container paths map under it. */
+  async taskDir(): Promise<string> {
+    const dir = join(this.s.workDir, `task-${++this.seq}`)
+    await mkdir(dir, { recursive: true })
+    return dir
+  }
+
+  async run(req: TaskRequest): Promise<Record<string, string>> {
+    checkCommand(req)
+    await this.acquire()
+    try {
+      if (this.failure) throw new RunStopped()
+      return await this.runNow(req)
+    } finally {
+      this.release()
+    }
+  }
+
+  private async runNow(req: TaskRequest): Promise<Record<string, string>> {
+    const logPath = join(this.s.workDir, `log-${++this.seq}.txt`)
+    const args = [
+      ...this.s.agent.slice(1),
+      ...req.command.slice(1),
+      ...withoutOverridden(req.args),
+      '--python', this.s.python,
+      '--datastore', 'local',
+      '--datastore-root', this.s.datastoreRoot,
+      '--metadata', 'local',
+    ]
+    const out = createWriteStream(logPath)
+    const write = (line: Buffer) => {
+      if (!out.write(Buffer.concat([line, Buffer.from('\n')]))) return new Promise<void>((r) => out.once('drain', r))
+    }
+    this.s.log(`started ${req.label}`)
+    const started = this.s.now()
+    let exitCode: number
+    try {
+      const result = await runProcess(this.s.agent[0] as string, args, {
+        cwd: this.s.cwd,
+        env: { ...this.s.env, ...req.env },
+        graceMs: 20_000,
+        stdout: write,
+        stderr: write,
+      })
+      exitCode = result.exitCode
+    } finally {
+      await new Promise<void>((r) => out.end(r))
+    }
+    const record: TaskRecord = { label: req.label, status: 'ok', exitCode, durationMs: this.s.now() - started, logPath }
+    this.records.push(record)
+    if (exitCode !== 0) return this.fail(record)
+
+    const values: Record<string, string> = {}
+    for (const [name, path] of Object.entries(req.outputs)) {
+      try {
+        values[name] = await readFile(path, 'utf8')
+      } catch {
+        const fallback = req.defaults?.[name]
+        if (fallback === undefined) {
+          record.exitCode = ExitCode.outputs
+          record.reason = `it exited 0 but did not write its output ${name}`
+          return this.fail(record)
+        }
+        values[name] = fallback
+      }
+    }
+    record.taskId = values.task_id
+    record.splitCount = values.split_count
+    this.s.log(`${req.label} succeeded in ${record.durationMs} ms${record.taskId ? ` (Metaflow task ${record.taskId})` : ''}`)
+    return values
+  }
+
+  private fail(record: TaskRecord): never {
+    record.status = 'failed'
+    this.failure ??= record
+    this.s.log(`${record.label} failed: ${record.reason ?? `exit code ${record.exitCode}`}`)
+    throw new TaskFailed(record)
+  }
+
+  private acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => this.waiting.push(resolve))
+  }
+
+  private release(): void {
+    const next = this.waiting.shift()
+    if (next) next()
+    else this.free++
+  }
+}
+
+/** run-local runs only the agent; anything else would need the image. */
+function checkCommand(req: TaskRequest): void {
+  const program = req.command[0]
+  if (program === undefined || basename(program) !== 'metaflow-kfp') {
+    throw new AgentError('usage', `failed to run task ${req.label} locally: its container command ${JSON.stringify(req.command)} is not the metaflow-kfp agent`, {
+      hint: 'set the command to ["/usr/local/bin/metaflow-kfp"]; run-local runs only the agent',
+    })
+  }
+}
+
+/** Drops the flags run-local sets itself, in both `--flag value` and `--flag=value` form. */
+export function withoutOverridden(args: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string
+    if (OVERRIDDEN.includes(a)) {
+      i++
+      continue
+    }
+    if (OVERRIDDEN.some((f) => a.startsWith(`${f}=`))) continue
+    out.push(a)
+  }
+  return out
+}

@@ -1,0 +1,282 @@
+// The recipe of one task: role, fetch, runtime, credentials, init, step, outputs, logs; the "always" work sits in finally.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { openAws } from '../aws/aws-task.js'
+import type { AwsTask } from '../aws/aws-task.js'
+import { fetchCode } from '../code/code-fetch.js'
+import type { FetchedCode } from '../code/code-fetch.js'
+import { DEFAULTS, METAFLOW_MAX_ATTEMPTS } from '../config.js'
+import type { InitConfig, StepConfig, TaskConfig } from '../config.js'
+import { isTaskDone, readTaskRecord } from '../datastore/datastore.js'
+import type { ObjectStore, TaskRef } from '../datastore/datastore.js'
+import { openStore, resolveDatastoreRoot } from '../datastore/datastore-root.js'
+import { AgentError, describeError } from '../errors.js'
+import { findFlowName } from './flow-file.js'
+import { initArgs, initParamEnv, stepArgs, stepEnv } from './metaflow-command.js'
+import type { TopLevel } from './metaflow-command.js'
+import { outputValues, writeOutputs } from './outputs.js'
+import { ensureRuntime, parseRequirement } from './runtime.js'
+import { runProcess } from './step-process.js'
+import type { ProcessResult } from './step-process.js'
+import { TaskLogs } from './task-logs.js'
+import { PARAMS_TASK_ID, badIdReason, inputPathsText, isStartPlacement, positionOf, taskIdFor } from './task-ids.js'
+import type { Placement } from './task-ids.js'
+
+export interface Io {
+  /** the agent's own progress lines */
+  log: (line: string) => void
+  /** the step's output, passed through */
+  stdout: (line: Buffer) => void | Promise<void>
+  stderr: (line: Buffer) => void | Promise<void>
+  env: NodeJS.ProcessEnv
+  cwd: string
+}
+
+/** Everything a task needs once its code and runtime are in place. */
+interface Prepared {
+  code: FetchedCode
+  flow: string
+  store: ObjectStore
+  top: TopLevel
+  env: NodeJS.ProcessEnv
+  aws: AwsTask
+  /** the interpreter, absolute when given as a path: the step runs in the code folder, not the agent's cwd */
+  python: string
+}
+
+/** Runs one Metaflow step; returns the step's exit code (128+N after signal N). */
+export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
+  const placement = placementOf(cfg)
+  const taskId = cfg.taskId ?? taskIdFor(cfg.step, positionOf(placement))
+  checkId('--task-id', taskId)
+  const work = await makeWorkDir(cfg)
+  let logs: { logs: TaskLogs; store: ObjectStore; task: TaskRef } | undefined
+  let aws: AwsTask | undefined
+  let metadataSaved = false
+  try {
+    aws = await openAws(cfg, io, { runId: cfg.runId, name: taskId })
+    const p = await prepare(cfg, work, io, aws)
+    const task: TaskRef = { flow: p.flow, runId: cfg.runId, step: cfg.step, taskId, attempt: cfg.retryCount }
+    logs = { logs: new TaskLogs(work), store: p.store, task }
+    const taskLog = logs.logs
+
+    if (cfg.inputPaths === undefined && isStartPlacement(placement)) {
+      const init = await initIfNeeded(cfg, p, PARAMS_TASK_ID, io)
+      if (init.exitCode !== 0) return init.exitCode
+    }
+
+    const inputs = cfg.inputPaths ?? inputPathsText(placement)
+    let inputPaths: { inline: string } | { file: string } = { inline: inputs }
+    if (inputs.length > DEFAULTS.inputPathsInlineMax) {
+      io.log(`input paths of ${inputs.length} bytes go to Metaflow through --input-paths-filename`)
+      inputPaths = { file: await writeInputPathsFile(work, inputs) }
+    }
+    io.log(`running ${p.flow}/${cfg.runId}/${cfg.step}/${taskId} attempt ${cfg.retryCount}`)
+    const started = Date.now()
+    const result = await runProcess(p.python, stepArgs(p.top, {
+      step: cfg.step,
+      runId: cfg.runId,
+      taskId,
+      inputPaths,
+      splitIndex: cfg.splitIndex,
+      retryCount: cfg.retryCount,
+      maxUserCodeRetries: cfg.maxUserCodeRetries,
+      tags: cfg.tags,
+    }), {
+      cwd: p.code.codeDir,
+      env: p.env,
+      graceMs: cfg.graceMs,
+      stdout: (line) => chain(io.stdout(line), taskLog.write('stdout', line)),
+      stderr: (line) => chain(io.stderr(line), taskLog.write('stderr', line)),
+    })
+    io.log(`step ${cfg.step} ${describeExit(result)} after ${Date.now() - started} ms`)
+    if (result.exitCode !== 0) return result.exitCode
+
+    // Outputs only once the metadata is safe, so a pipeline never moves on from an invisible task.
+    await p.aws.syncMetadata(task)
+    metadataSaved = true
+    await publishOutputs(cfg, p.store, task)
+    return 0
+  } finally {
+    if (logs) await saveLogs(logs, io)
+    // After a failed step the metadata is still worth keeping, but its loss must not mask the failure.
+    if (aws && logs && !metadataSaved) await aws.syncMetadata(logs.task).catch((err: unknown) => io.log(`warning: ${describeError(err)}`))
+    await aws?.close()
+    if (!cfg.keepWorkDir && cfg.workDir === undefined) await rm(work, { recursive: true, force: true })
+  }
+}
+
+/** Runs `init` for the run's parameters task; returns its exit code. */
+export async function runInit(cfg: InitConfig, io: Io): Promise<number> {
+  const taskId = cfg.taskId ?? PARAMS_TASK_ID
+  checkId('--task-id', taskId)
+  const work = await makeWorkDir(cfg)
+  let aws: AwsTask | undefined
+  try {
+    aws = await openAws(cfg, io, { runId: cfg.runId, name: taskId })
+    const p = await prepare(cfg, work, io, aws)
+    const result = await initIfNeeded(cfg, p, taskId, io)
+    if (result.exitCode !== 0) return result.exitCode
+    await publishOutputs(cfg, p.store, { flow: p.flow, runId: cfg.runId, step: '_parameters', taskId, attempt: 0 })
+    return 0
+  } finally {
+    await aws?.close()
+    if (!cfg.keepWorkDir && cfg.workDir === undefined) await rm(work, { recursive: true, force: true })
+  }
+}
+
+function placementOf(cfg: StepConfig): Placement {
+  checkId('--run-id', cfg.runId)
+  if (cfg.retryCount < 0 || cfg.retryCount >= METAFLOW_MAX_ATTEMPTS) {
+    throw new AgentError('usage', `failed to accept --retry-count ${cfg.retryCount}: Metaflow allows 0 to ${METAFLOW_MAX_ATTEMPTS - 1}`, {
+      hint: `keep the template's retry limit below ${METAFLOW_MAX_ATTEMPTS}`,
+    })
+  }
+  if (cfg.joinForeach !== undefined && cfg.parents.length > 0) {
+    throw new AgentError('usage', 'failed to place the step: --join-foreach and --parent exclude each other', {
+      hint: 'a foreach join names only the step it joins',
+    })
+  }
+  if ((cfg.joinForeach === undefined) !== (cfg.numSplits === undefined)) {
+    throw new AgentError('usage', 'failed to place the step: --join-foreach needs --num-splits and the other way round', {
+      hint: "pass the foreach step's split_count output as --num-splits",
+    })
+  }
+  return {
+    runId: cfg.runId,
+    step: cfg.step,
+    splitPath: cfg.splitPath,
+    splitIndex: cfg.splitIndex,
+    parents: cfg.parents,
+    joinForeach: cfg.joinForeach === undefined ? undefined : { step: cfg.joinForeach, numSplits: cfg.numSplits as number },
+  }
+}
+
+function checkId(flag: string, id: string): void {
+  const reason = badIdReason(id)
+  if (reason) throw new AgentError('usage', `failed to accept ${flag} ${JSON.stringify(id)}: ${reason}`, { hint: 'use letters, digits, - and _' })
+}
+
+async function makeWorkDir(cfg: TaskConfig): Promise<string> {
+  return cfg.workDir ? resolve(cfg.workDir) : mkdtemp(join(tmpdir(), 'metaflow-kfp-'))
+}
+
+/** Fetch the code, make sure the runtime is there, serve the credentials, and learn the flow's name and datastore. */
+async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Promise<Prepared> {
+  const env = stepEnv(io.env, cfg.user)
+  const python = cfg.python.includes('/') ? resolve(io.cwd, cfg.python) : cfg.python
+  // The runtime check is one Python start; it overlaps the download instead of following it.
+  const [code, runtime] = await Promise.all([
+    fetchCode({ ...cfg.code, workDir: work, minDelayMs: 1000, maxDelayMs: 30_000, openers: aws.openers, log: io.log }),
+    timed(() => ensureRuntime({
+      python,
+      requirement: parseRequirement(cfg.runtime),
+      alsoNeeds: cfg.datastore === 's3' ? ['boto3'] : [],
+      env,
+      log: io.log,
+    })),
+  ])
+  io.log(`fetched ${code.bytes} bytes, sha256 ${code.sha256}`)
+  io.log(runtime.value.installed
+    ? `installed metaflow ${runtime.value.version} with ${runtime.value.installer} in ${runtime.ms} ms`
+    : `runtime check: metaflow ${runtime.value.version} is there (${runtime.ms} ms)`)
+
+  const flow = cfg.flowName ?? findFlowName(await readFile(code.flowPath, 'utf8'))
+  if (!flow) {
+    throw new AgentError('usage', `failed to find the FlowSpec class in ${code.flowPath}`, {
+      hint: 'name it with --flow-name',
+    })
+  }
+  const datastoreRoot = resolveDatastoreRoot(cfg, io)
+  return {
+    code,
+    flow,
+    store: openStore(cfg.datastore, datastoreRoot, aws.store),
+    top: { flowPath: code.flowPath, datastore: cfg.datastore, datastoreRoot, metadata: cfg.metadata },
+    // The credentials stage: from here on the step gets the role from the agent's endpoint.
+    env: await aws.stepEnv(env, work),
+    aws,
+    python,
+  }
+}
+
+/** `init` runs only when the parameters task has no DONE lock yet, so a retried start does not redo it. */
+async function initIfNeeded(cfg: TaskConfig, p: Prepared, taskId: string, io: Io): Promise<ProcessResult> {
+  const params: TaskRef = { flow: p.flow, runId: cfg.runId, step: '_parameters', taskId, attempt: 0 }
+  if (await readDone(p.store, params)) {
+    io.log(`parameters task ${cfg.runId}/_parameters/${taskId} exists; not running init again`)
+    return { exitCode: 0 }
+  }
+  io.log(`initialising run ${cfg.runId} with ${Object.keys(cfg.params).length} parameter(s)`)
+  const result = await runProcess(p.python, initArgs(p.top, cfg.runId, taskId, cfg.tags), {
+    cwd: p.code.codeDir,
+    env: { ...p.env, ...initParamEnv(cfg.params) },
+    graceMs: cfg.graceMs,
+    stdout: io.stdout,
+    stderr: io.stderr,
+  })
+  if (result.exitCode !== 0) io.log(`init ${describeExit(result)}`)
+  else await p.aws.syncMetadata(params)
+  return result
+}
+
+async function readDone(store: ObjectStore, t: TaskRef): Promise<boolean> {
+  try {
+    return await isTaskDone(store, t)
+  } catch (err) {
+    throw new AgentError('outputs', `failed to read the parameters task from ${store.root}`, { cause: err, hint: 'check the datastore root and access to it' })
+  }
+}
+
+/** Reads the finished task from the datastore and writes its output parameters. */
+async function publishOutputs(cfg: Pick<TaskConfig, 'outputDir' | 'outputs'>, store: ObjectStore, task: TaskRef): Promise<void> {
+  if (!cfg.outputDir && cfg.outputs.length === 0) return
+  let numSplits: number | null
+  try {
+    const record = await readTaskRecord(store, task)
+    if (!record.taskOk) throw new Error('the task exited 0 but its _task_ok artifact is False')
+    numSplits = record.numSplits
+  } catch (err) {
+    throw new AgentError('outputs', `failed to read task ${task.runId}/${task.step}/${task.taskId} from ${store.root}`, {
+      cause: err,
+      hint: 'check that --datastore and --datastore-root match where the step wrote',
+    })
+  }
+  try {
+    await writeOutputs(outputValues(task.taskId, numSplits), { dir: cfg.outputDir, paths: cfg.outputs })
+  } catch (err) {
+    throw new AgentError('outputs', 'failed to write the output parameters', { cause: err, hint: 'check that the output paths are writable' })
+  }
+}
+
+async function saveLogs(l: { logs: TaskLogs; store: ObjectStore; task: TaskRef }, io: Io): Promise<void> {
+  try {
+    await l.logs.save(l.store, l.task)
+  } catch (err) {
+    // Losing the log copy must not change the step's result; the lines were already streamed.
+    io.log(`warning: failed to save the task logs to ${l.store.root}: ${(err as Error).message}`)
+  }
+}
+
+async function writeInputPathsFile(work: string, text: string): Promise<string> {
+  const path = join(work, 'input-paths')
+  await writeFile(path, text)
+  return path
+}
+
+async function timed<T>(action: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = Date.now()
+  const value = await action()
+  return { value, ms: Date.now() - started }
+}
+
+function chain(a: void | Promise<void>, b: void | Promise<void>): void | Promise<void> {
+  if (a === undefined && b === undefined) return
+  return Promise.all([a, b]).then(() => undefined)
+}
+
+function describeExit(r: ProcessResult): string {
+  if (r.signal) return `was killed by ${r.signal} (exit ${r.exitCode})`
+  return r.exitCode === 0 ? 'succeeded' : `failed with exit code ${r.exitCode}`
+}

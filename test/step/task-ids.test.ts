@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest'
+import { badIdReason, inputPathsFor, inputPathsText, isStartPlacement, positionOf, taskIdFor } from '../../agent/step/task-ids'
+
+const base = { runId: 'kfp-r', splitPath: [], parents: [] as string[] }
+
+describe('task ids', () => {
+  it('are the step name outside any foreach and carry the position inside one', () => {
+    expect(taskIdFor('start', [])).toBe('start')
+    expect(taskIdFor('explore', [2])).toBe('explore-2')
+    expect(taskIdFor('inner', [1, 0])).toBe('inner-1-0')
+  })
+
+  it('are never numeric and never hold a character Metaflow forbids', () => {
+    for (const id of [taskIdFor('a', [0]), taskIdFor('step_2', [10, 3])]) expect(badIdReason(id)).toBeUndefined()
+    expect(badIdReason('123')).toMatch(/numeric/)
+    expect(badIdReason('a/b')).toMatch(/forbid|contains/)
+    expect(badIdReason('a:b')).toBeDefined()
+    expect(badIdReason('')).toBeDefined()
+  })
+
+  it('put the split index after the split path', () => {
+    expect(positionOf({ splitPath: [1], splitIndex: 3 })).toEqual([1, 3])
+    expect(positionOf({ splitPath: [1, 3] })).toEqual([1, 3])
+  })
+})
+
+describe('input paths', () => {
+  it('point the start step at the parameters task', () => {
+    const p = { ...base, step: 'start' }
+    expect(isStartPlacement(p)).toBe(true)
+    expect(inputPathsFor(p)).toEqual(['kfp-r/_parameters/params'])
+  })
+
+  it('point the first step of a foreach at the foreach task one level up', () => {
+    expect(inputPathsFor({ ...base, step: 'explore', parents: ['start'], splitIndex: 2 })).toEqual(['kfp-r/start/start'])
+    expect(inputPathsFor({ ...base, step: 'inner', parents: ['outer'], splitPath: [1], splitIndex: 0 })).toEqual(['kfp-r/outer/outer-1'])
+  })
+
+  it('keep later steps of a foreach body at their own position', () => {
+    expect(inputPathsFor({ ...base, step: 'b', parents: ['a'], splitPath: [3] })).toEqual(['kfp-r/a/a-3'])
+  })
+
+  it('name every branch of a static join', () => {
+    expect(inputPathsText({ ...base, step: 'join', parents: ['left', 'right'] })).toBe('kfp-r/:left/left,right/right')
+  })
+
+  it('name all N splits of a foreach join from the split count alone', () => {
+    const p = { ...base, step: 'join', joinForeach: { step: 'explore', numSplits: 3 } }
+    expect(isStartPlacement(p)).toBe(false)
+    expect(inputPathsText(p)).toBe('kfp-r/explore/:explore-0,explore-1,explore-2')
+    const nested = { ...base, step: 'inner_join', splitPath: [1], joinForeach: { step: 'inner', numSplits: 2 } }
+    expect(inputPathsFor(nested)).toEqual(['kfp-r/inner/inner-1-0', 'kfp-r/inner/inner-1-1'])
+  })
+})
