@@ -1,7 +1,8 @@
 // Reads a finished task's record from Metaflow's datastore: DONE lock, data.json, _task_ok, _foreach_num_splits.
-import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises'
+import { copyFile, readFile, rename, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
+import { makeDirs } from '../make-dirs.js'
 import { decodeScalarPickle } from './pickle.js'
 
 /** The datastore as the agent sees it: keys relative to the Metaflow datastore root. */
@@ -29,7 +30,7 @@ export class LocalStore implements ObjectStore {
 
   async putFile(key: string, localPath: string): Promise<void> {
     const dest = join(this.root, key)
-    await mkdir(dirname(dest), { recursive: true })
+    await makeDirs(dirname(dest))
     const tmp = `${dest}.tmp-${process.pid}`
     try {
       await copyFile(localPath, tmp)

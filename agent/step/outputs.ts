@@ -1,7 +1,8 @@
 // Writes the KFP output parameters (task_id, split_count, splits) atomically, with no trailing newline.
 import { randomBytes } from 'node:crypto'
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { makeDirs, removeDirs } from '../make-dirs.js'
 
 export const OUTPUT_NAMES = ['task_id', 'split_count', 'splits'] as const
 export type OutputName = (typeof OUTPUT_NAMES)[number]
@@ -29,35 +30,35 @@ export function outputValues(taskId: string, numSplits: number | null): OutputVa
 }
 
 /**
- * Writes every requested output, each through a temp file renamed into place. If any
- * write fails, the ones already written are removed, so a reader sees all or none.
+ * Writes every requested output all-or-nothing, as far as a filesystem allows: first every
+ * value goes to a temp file beside its target, and only when all of them exist are they
+ * renamed into place. If any step fails, the temp files, the outputs already renamed and
+ * the folders made for them are removed, so a reader sees all outputs or none.
  */
 export async function writeOutputs(values: OutputValues, targets: OutputTargets): Promise<string[]> {
-  const plan: { name: OutputName; path: string }[] = [
+  const plan: { name: OutputName; path: string; tmp?: string }[] = [
     ...(targets.dir ? OUTPUT_NAMES.map((name) => ({ name, path: join(targets.dir as string, name) })) : []),
     ...targets.paths,
-  ]
-  const written: string[] = []
+  ].map((t) => ({ ...t }))
+  const madeDirs: string[] = []
+  const renamed: string[] = []
+  let current = ''
   try {
-    for (const { name, path } of plan) {
-      await writeAtomically(path, values[name])
-      written.push(path)
+    for (const t of plan) {
+      current = t.path
+      madeDirs.push(...(await makeDirs(dirname(t.path))))
+      t.tmp = join(dirname(t.path), `.${basename(t.path)}.${randomBytes(6).toString('hex')}.tmp`)
+      await writeFile(t.tmp, values[t.name], { flag: 'wx' })
+    }
+    for (const t of plan) {
+      current = t.path
+      await rename(t.tmp as string, t.path)
+      renamed.push(t.path)
     }
   } catch (err) {
-    await Promise.all(written.map((p) => rm(p, { force: true }).catch(() => undefined)))
-    throw err
+    await Promise.all([...plan.map((t) => t.tmp), ...renamed].map((p) => p && rm(p, { force: true }).catch(() => undefined)))
+    await removeDirs(madeDirs)
+    throw new Error(`failed to write output ${current}`, { cause: err })
   }
-  return written
-}
-
-async function writeAtomically(path: string, content: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
-  try {
-    await mkdir(dirname(path), { recursive: true })
-    await writeFile(tmp, content, { flag: 'wx' })
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined)
-    throw new Error(`failed to write output ${path}`, { cause: err })
-  }
+  return renamed
 }

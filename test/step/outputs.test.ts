@@ -1,7 +1,12 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { makeDirs } from '../../agent/make-dirs'
 import { outputValues, writeOutputs } from '../../agent/step/outputs'
+import { localClientEnv } from '../helpers/metaflow-client'
+import { Orchestrator } from '../helpers/orchestrate'
+import { PYTHON, FLOWS, flowUrl } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 
 const tempDir = useTempDir()
@@ -45,6 +50,70 @@ describe('writing outputs', () => {
     const bad = isRoot ? join(dir, 'out', 'task_id', 'nested') : join(locked, 'x')
     await expect(writeOutputs(outputValues('start', 2), { dir: join(dir, 'out'), paths: [{ name: 'splits', path: bad }] })).rejects.toThrow(/failed to write output/)
     expect(existsSync(join(dir, 'out', 'task_id'))).toBe(false)
-    expect(readdirSync(join(dir, 'out'))).toEqual([])
+    // The output folder it made is taken back too.
+    expect(readdirSync(dir)).toEqual(['locked'])
   })
+})
+
+// Node 20's mkdir(..., {recursive: true}) retries forever when mkdir gives ENOENT under a parent that exists, as /proc does.
+const UNCREATABLE = '/proc/metaflow-kfp-cannot-create/out'
+
+describe('output folders that cannot be made', () => {
+  it('makeDirs fails at once under /proc, where recursive mkdir spun forever', async () => {
+    const started = Date.now()
+    await expect(makeDirs(UNCREATABLE)).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(Date.now() - started).toBeLessThan(2000)
+  }, 10_000)
+
+  it('makeDirs refuses a path under a file and makes the missing folders of a good one', async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'file'), '')
+    await expect(makeDirs(join(dir, 'file', 'sub'))).rejects.toMatchObject({ code: 'ENOTDIR' })
+    expect(await makeDirs(join(dir, 'a', 'b'))).toEqual([join(dir, 'a'), join(dir, 'a', 'b')])
+    expect(await makeDirs(join(dir, 'a', 'b'))).toEqual([])
+  })
+
+  it('an --output-dir under /proc ends with an error instead of spinning forever', async () => {
+    await expect(writeOutputs(outputValues('start', 1), { dir: UNCREATABLE, paths: [] })).rejects.toThrow(/failed to write output \/proc\//)
+  }, 10_000)
+
+  it('writes no output, not even its folder, when one explicit path cannot be written', async () => {
+    const dir = tempDir()
+    await expect(writeOutputs(outputValues('start', 2), {
+      dir: join(dir, 'out'),
+      paths: [{ name: 'task_id', path: join(dir, 'kfp', 'task_id') }, { name: 'splits', path: join(UNCREATABLE, 'splits') }],
+    })).rejects.toThrow(/failed to write output/)
+    expect(readdirSync(dir)).toEqual([])
+  }, 10_000)
+
+  it('takes back the outputs already renamed when a later rename fails', async () => {
+    const dir = tempDir()
+    // A folder where the last output's file should go: its temp file is written, its rename fails.
+    mkdirSync(join(dir, 'kfp', 'splits'), { recursive: true })
+    await expect(writeOutputs(outputValues('start', 2), {
+      dir: join(dir, 'out'),
+      paths: [{ name: 'splits', path: join(dir, 'kfp', 'splits') }],
+    })).rejects.toThrow(/failed to write output .*splits/)
+    expect(readdirSync(dir)).toEqual(['kfp'])
+    expect(readdirSync(join(dir, 'kfp'))).toEqual(['splits'])
+  })
+})
+
+describe('a step whose outputs cannot be written', () => {
+  it('exits 74 with one line and still saves its logs when --output-dir is under /proc, where the agent spun forever', async () => {
+    const dir = tempDir()
+    const o = new Orchestrator(flowUrl('hello_flow.py'), 'kfp-outputs-proc', dir)
+    await o.step('start')
+    const r = await o.raw(['step', 'hello', '--parent', 'start', '--output-dir', UNCREATABLE])
+    expect(r.code, r.stderr).toBe(74)
+    const errors = r.stderr.split('\n').filter((l) => /error/i.test(l))
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatch(/^metaflow-kfp: error: failed to write the output parameters: .*\/proc\/metaflow-kfp-cannot-create.*\(check that the output paths are writable\)$/)
+    // Metaflow's own CLI still finds what the step printed.
+    const logs = execFileSync(PYTHON, [join(FLOWS, 'hello_flow.py'), 'logs', `${o.runId}/hello/hello`], {
+      env: { ...localClientEnv(dir), METAFLOW_USER: 'test' },
+      encoding: 'utf8',
+    })
+    expect(logs).toMatch(/Metaflow says hi from KFP/)
+  }, 120_000)
 })

@@ -1,0 +1,43 @@
+// Creates a folder and its missing parents with a bounded number of system calls, and says which ones it made.
+import { mkdir, rmdir, stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+
+/**
+ * Like `mkdir -p`, but it always ends. Why not `mkdir(dir, { recursive: true })`: on Node 20
+ * it retries forever when mkdir fails with ENOENT under a parent that exists (e.g. anywhere
+ * under /proc), spinning a core after the step already succeeded. Here each missing folder
+ * gets exactly one mkdir, so the number of calls is bounded by the path's depth.
+ * Returns the folders it created, outermost first, so a caller can undo them.
+ */
+export async function makeDirs(dir: string): Promise<string[]> {
+  const missing: string[] = []
+  for (let cur = resolve(dir); ; cur = dirname(cur)) {
+    try {
+      const s = await stat(cur)
+      if (!s.isDirectory()) throw Object.assign(new Error(`${cur} is not a folder`), { code: 'ENOTDIR' })
+      break
+    } catch (err) {
+      const parent = dirname(cur)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === cur) throw err
+      missing.push(cur)
+    }
+  }
+  const made: string[] = []
+  for (const d of missing.reverse()) {
+    try {
+      await mkdir(d)
+      made.push(d)
+    } catch (err) {
+      // Another writer may have made it meanwhile; anything else ends here.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(d).then((s) => s.isDirectory(), () => false))) continue
+      await removeDirs(made)
+      throw err
+    }
+  }
+  return made
+}
+
+/** Removes folders that makeDirs made, innermost first, if they are still empty. */
+export async function removeDirs(made: readonly string[]): Promise<void> {
+  for (const d of [...made].reverse()) await rmdir(d).catch(() => undefined)
+}
