@@ -4,6 +4,7 @@ import { AgentError, ExitCode, describeError } from './errors.js'
 import { runInit, runStep } from './step/run-step.js'
 import { applySettings, describeSettings, resolveSettings } from './settings.js'
 import type { Io } from './step/run-step.js'
+import { lineWriter } from './std-streams.js'
 
 /** `self` is the argv that starts this agent again (node and the bundle); run-local runs each task with it. */
 export async function main(argv: readonly string[], io: Io, self: readonly string[] = [process.execPath, process.argv[1] ?? '']): Promise<number> {
@@ -14,6 +15,11 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
       // Loaded on demand so steps do not pay for the template parser.
       const { runLocal } = await import('./local/local-runner.js')
       return await runLocal(parsed.config, io, { agent: self })
+    }
+    if (parsed.kind === 'generate') {
+      // Loaded on demand, like run-local: steps do not pay for the pipeline writers.
+      const { runGenerate } = await import('./pipelines/generate.js')
+      return await runGenerate(parsed.config, io)
     }
     const settings = resolveSettings(parsed.flags, io.env)
     if (parsed.kind === 'config') {
@@ -34,13 +40,13 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
 if (require.main === module) {
   // The SDK reads this from process.env itself, not from io.env.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
-  const write = (stream: NodeJS.WriteStream) => (line: Buffer) => {
-    if (!stream.write(Buffer.concat([line, Buffer.from('\n')]))) return new Promise<void>((r) => stream.once('drain', r))
-  }
+  // A closed stdout or stderr (EPIPE) drops the agent's copy of the lines, never the step's result or its task log.
+  const stdoutLines = lineWriter(process.stdout)
+  const stderrLines = lineWriter(process.stderr)
   const io: Io = {
-    log: (line) => process.stderr.write(`metaflow-kfp: ${line}\n`),
-    stdout: write(process.stdout),
-    stderr: write(process.stderr),
+    log: (line) => void stderrLines.line(`metaflow-kfp: ${line}`),
+    stdout: (line) => stdoutLines.line(line),
+    stderr: (line) => stderrLines.line(line),
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     cwd: process.cwd(),
   }
@@ -49,7 +55,7 @@ if (require.main === module) {
       process.exitCode = code
     },
     (err) => {
-      process.stderr.write(`metaflow-kfp: error: ${describeError(err)}\n`)
+      void stderrLines.line(`metaflow-kfp: error: ${describeError(err)}`)
       process.exitCode = ExitCode.internal
     },
   )
