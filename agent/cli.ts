@@ -8,10 +8,11 @@ import { AgentError } from './errors.js'
 import { isOutputName, OUTPUT_NAMES } from './step/outputs.js'
 import type { OutputName } from './step/outputs.js'
 import type { RunLocalConfig } from './local/local-runner.js'
+import type { GenerateConfig } from './pipelines/generate.js'
 
 import type { SettingFlags } from './settings.js'
 
-export type ParsedCommand = ParsedRun | { kind: 'config'; flags: SettingFlags } | { kind: 'run-local'; config: RunLocalConfig } | { kind: 'printed' }
+export type ParsedCommand = ParsedRun | { kind: 'config'; flags: SettingFlags } | { kind: 'run-local'; config: RunLocalConfig } | { kind: 'generate'; config: GenerateConfig } | { kind: 'printed' }
 
 const usageError = (message: string, hint = 'run metaflow-kfp --help') => new AgentError('usage', message, { hint })
 
@@ -99,6 +100,21 @@ export function buildParser(argv: readonly string[]) {
         .option('datastore-root', { type: 'string', describe: 'the local datastore root, the .metaflow folder (default: ./.metaflow)' })
         .example('$0 run-local pipeline-templates/foreach_flow.kfp.yaml --code-url file://$PWD/pipeline-templates/flows/foreach_flow.py', 'run the foreach template'),
     )
+    .command('generate <flow>', 'write a KFP v2 pipeline (or an Argo Workflow) that runs the flow, read through Metaflow', (y) =>
+      settingOptions(y)
+        .positional('flow', { type: 'string', describe: 'the flow file, e.g. flow.py' })
+        .option('code-url', { type: 'string', group: 'Pipeline:', describe: 'where tasks fetch the flow (the code_url input\'s default; without it every run gives one)' })
+        .option('flow-file', { type: 'string', group: 'Pipeline:', describe: "the flow's path inside a .tar.gz package at --code-url" })
+        .option('flow-name', { type: 'string', group: 'Pipeline:', describe: 'the FlowSpec class, when the file has several' })
+        .option('image', { type: 'string', group: 'Pipeline:', describe: 'the agent image (default: $METAFLOW_KFP_IMAGE, else the profile, else metaflow-kfp:<version>)' })
+        .option('format', { type: 'string', choices: ['kfp', 'argo'], default: 'kfp', group: 'Pipeline:', describe: 'kfp: KFP v2 IR; argo: an Argo Workflow (KFP v1, plain Argo)' })
+        .option('output', { type: 'string', group: 'Pipeline:', describe: 'write to this file (atomically) instead of stdout' })
+        .option('name', { type: 'string', group: 'Pipeline:', describe: 'the pipeline name (default: metaflow-<flow name>)' })
+        .option('python', { type: 'string', default: DEFAULTS.python, group: 'Pipeline:', describe: 'the Python interpreter with Metaflow that reads the flow' })
+        .option('param', { type: 'string', array: true, default: [], group: 'Pipeline:', describe: "a parameter's default in the pipeline, NAME=VALUE (repeatable)" })
+        .example('$0 generate flow.py --code-url https://example.com/flow.py --output flow.kfp.yaml', 'a KFP v2 pipeline for flow.py')
+        .example('$0 generate flow.py --code-url … --format argo', 'the same as an Argo Workflow, on stdout'),
+    )
     .demandCommand(1, 'name a command: step or init')
     .strict()
     .version(AGENT_VERSION)
@@ -130,6 +146,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
 
   const command = (a._ as string[])[0]
   if (command === 'run-local') return { kind: 'run-local', config: runLocalConfig(a) }
+  if (command === 'generate') return { kind: 'generate', config: generateConfig(a) }
   const flags = settingFlags(a)
   if (command === 'config') return { kind: 'config', flags }
   const base: Omit<UnresolvedConfig, 'command'> = {
@@ -174,6 +191,23 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
       retryCount: optionalIndex('--retry-count', a.retryCount as number | undefined),
       maxUserCodeRetries: nonNegative('--max-user-code-retries', a.maxUserCodeRetries as number),
     },
+  }
+}
+
+function generateConfig(a: Record<string, unknown>): GenerateConfig {
+  return {
+    command: 'generate',
+    flowFile: a.flow as string,
+    codeUrl: a.codeUrl as string | undefined,
+    packageFlowFile: a.flowFile as string | undefined,
+    flowName: a.flowName as string | undefined,
+    image: a.image as string | undefined,
+    format: a.format as 'kfp' | 'argo',
+    output: a.output as string | undefined,
+    python: a.python as string,
+    params: parseParams(a.param as string[], undefined),
+    name: a.name as string | undefined,
+    flags: settingFlags(a),
   }
 }
 

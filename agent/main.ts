@@ -16,6 +16,11 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
       const { runLocal } = await import('./local/local-runner.js')
       return await runLocal(parsed.config, io, { agent: self })
     }
+    if (parsed.kind === 'generate') {
+      // Loaded on demand, like run-local: steps do not pay for the pipeline writers.
+      const { runGenerate } = await import('./pipelines/generate.js')
+      return await runGenerate(parsed.config, io)
+    }
     const settings = resolveSettings(parsed.flags, io.env)
     if (parsed.kind === 'config') {
       for (const line of describeSettings(settings, io.env)) await io.stdout(Buffer.from(line))

@@ -1,0 +1,159 @@
+// `metaflow-kfp generate`: reads a flow through Metaflow and writes it as a KFP v2 pipeline or an Argo Workflow, to a file (atomically) or stdout.
+import { randomBytes } from 'node:crypto'
+import { rename, rm, writeFile } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { AGENT_VERSION } from '../build-info.js'
+import { AgentError } from '../errors.js'
+import { readProfile, resolveSettings, SETTING_KEYS } from '../settings.js'
+import type { SettingFlags } from '../settings.js'
+import type { Io } from '../step/run-step.js'
+import { writeArgo } from './argo-writer.js'
+import { planFlow } from './flow-plan.js'
+import type { FlowPlan } from './flow-plan.js'
+import { readFlow } from './flow-reader.js'
+import type { FlowInfo, FlowParameter } from './flow-reader.js'
+import { writeKfp } from './kfp-writer.js'
+import type { WriterOptions } from './kfp-writer.js'
+
+export interface GenerateConfig {
+  command: 'generate'
+  flowFile: string
+  codeUrl?: string | undefined
+  /** the flow's path inside a code package */
+  packageFlowFile?: string | undefined
+  flowName?: string | undefined
+  image?: string | undefined
+  format: 'kfp' | 'argo'
+  output?: string | undefined
+  python: string
+  /** NAME=VALUE: a parameter's default in the pipeline, instead of the flow's */
+  params: Record<string, string>
+  name?: string | undefined
+  flags: SettingFlags
+}
+
+/** The agent's path inside the image (see the Dockerfile). */
+export const IMAGE_COMMAND = '/usr/local/bin/metaflow-kfp'
+
+export async function runGenerate(cfg: GenerateConfig, io: Io): Promise<number> {
+  const settings = resolveSettings(cfg.flags, io.env)
+  // Carried into every task: what the flag, the environment or the profile set, never the agent's defaults.
+  const env: Record<string, string> = {}
+  for (const key of SETTING_KEYS) {
+    const s = settings.values[key]
+    if (s.source !== 'default' && s.value !== undefined) env[key] = s.value
+  }
+  const flow = await readFlow(resolve(io.cwd, cfg.flowFile), {
+    python: cfg.python,
+    flowName: cfg.flowName,
+    datastore: settings.values.METAFLOW_DEFAULT_DATASTORE.value,
+    env: io.env,
+  })
+  const text = generateText(flow, cfg, env, imageOf(cfg, io.env))
+  if (cfg.output === undefined) {
+    await io.stdout(Buffer.from(text.endsWith('\n') ? text.slice(0, -1) : text))
+    return 0
+  }
+  await writeAtomically(resolve(io.cwd, cfg.output), text)
+  io.log(`wrote ${cfg.format === 'kfp' ? 'the KFP v2 pipeline' : 'the Argo Workflow'} for ${flow.flowName} (${flow.steps.length} steps) to ${cfg.output}`)
+  return 0
+}
+
+/** The pipeline text for a flow Metaflow described: pure, for tests. */
+export function generateText(flow: FlowInfo, cfg: Pick<GenerateConfig, 'format' | 'codeUrl' | 'packageFlowFile' | 'params' | 'name' | 'flowFile'>, env: Record<string, string>, image: string): string {
+  const plan = planFlow({ ...flow, parameters: withDefaults(flow.parameters, cfg.params, flow.flowName) })
+  const o: WriterOptions = {
+    name: cfg.name ?? `metaflow-${kebab(flow.flowName)}`,
+    image,
+    codeUrl: cfg.codeUrl,
+    flowFile: cfg.packageFlowFile,
+    env,
+    command: IMAGE_COMMAND,
+    header: headerOf(plan, flow, cfg),
+  }
+  checkName(o.name, cfg.format)
+  return cfg.format === 'kfp' ? writeKfp(plan, o) : writeArgo(plan, o)
+}
+
+function imageOf(cfg: GenerateConfig, env: NodeJS.ProcessEnv): string {
+  if (cfg.image) return cfg.image
+  if (env.METAFLOW_KFP_IMAGE) return env.METAFLOW_KFP_IMAGE
+  const fromProfile = readProfile(env).values.METAFLOW_KFP_IMAGE
+  if (typeof fromProfile === 'string' && fromProfile !== '') return fromProfile
+  return `metaflow-kfp:${AGENT_VERSION}`
+}
+
+/** --param NAME=VALUE at generate time replaces a parameter's default, checked against its type. */
+function withDefaults(params: readonly FlowParameter[], given: Record<string, string>, flowName: string): FlowParameter[] {
+  for (const name of Object.keys(given)) {
+    if (!params.some((p) => p.name === name)) {
+      throw new AgentError('usage', `failed to set parameter ${name}: ${flowName} has no such Parameter`, { hint: `its parameters are: ${params.map((p) => p.name).join(', ') || 'none'}` })
+    }
+  }
+  return params.map((p) => {
+    const text = given[p.name]
+    if (text === undefined) return p
+    return { ...p, default: typed(text, p) }
+  })
+}
+
+function typed(text: string, p: FlowParameter): string | number | boolean {
+  const bad = (what: string) => new AgentError('usage', `failed to set parameter ${p.name}: ${JSON.stringify(text)} is not ${what}`, { hint: `give --param ${p.name}=VALUE as the flow declares it` })
+  switch (p.type) {
+    case 'int':
+      if (!/^[-+]?\d+$/.test(text.trim())) throw bad('a whole number')
+      return Number(text.trim())
+    case 'float': {
+      const n = Number(text.trim())
+      if (text.trim() === '' || !Number.isFinite(n)) throw bad('a number')
+      return n
+    }
+    case 'bool': {
+      const t = text.trim().toLowerCase()
+      if (['true', '1', 'yes', 'y'].includes(t)) return true
+      if (['false', '0', 'no', 'n'].includes(t)) return false
+      throw bad('true or false')
+    }
+    case 'JSON':
+      try {
+        JSON.parse(text)
+      } catch {
+        throw bad('JSON')
+      }
+      return text
+    default:
+      return text
+  }
+}
+
+function kebab(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, '$1-$2').replace(/_/g, '-').toLowerCase()
+}
+
+function checkName(name: string, format: string): void {
+  // Argo's generateName becomes part of a Kubernetes object name; KFP shows it as the pipeline's name.
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name) || name.length > 100) {
+    throw new AgentError('usage', `failed to accept --name ${JSON.stringify(name)} for the ${format} form: expected lowercase letters, digits and dashes`, { hint: 'e.g. --name my-flow' })
+  }
+}
+
+function headerOf(plan: FlowPlan, flow: FlowInfo, cfg: Pick<GenerateConfig, 'format' | 'flowFile'>): string[] {
+  const shape = plan.steps.map((s) => `${s.step}${s.stack.length ? ` (in foreach ${s.stack.join(' > ')})` : ''}`).join(', ')
+  return [
+    `${cfg.format === 'kfp' ? 'KFP v2 pipeline (IR, schemaVersion 2.1.0)' : 'Argo Workflow'} for ${flow.flowName} in ${basename(cfg.flowFile)}, written by metaflow-kfp ${AGENT_VERSION} generate.`,
+    `Steps: ${shape}.`,
+    'Each task runs one Metaflow step with the metaflow-kfp agent; regenerate rather than edit (see README.md).',
+  ]
+}
+
+/** Writes next to the target and renames, so a reader sees the whole file or none of it. */
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  try {
+    await writeFile(tmp, text, { flag: 'wx', mode: 0o644 })
+    await rename(tmp, path)
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined)
+    throw new AgentError('outputs', `failed to write ${path}`, { cause: err, hint: 'check that its folder exists and is writable' })
+  }
+}
