@@ -1,0 +1,222 @@
+// Every KFP v2 pipeline is held to KFP's run-time rules by test/pipelines/kfp_rules.py, and each rule is shown to fail on a broken template.
+import { execFile } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { PYTHON, REPO } from '../helpers/paths'
+import { useTempDir } from '../helpers/temp-dir'
+
+const run = promisify(execFile)
+const TEMPLATES = resolve(REPO, 'pipeline-templates')
+const CHECKER = resolve(REPO, 'test', 'pipelines', 'kfp_rules.py')
+const KFP_TEMPLATES = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_foreach_flow', 'params_flow'].map((f) => join(TEMPLATES, `${f}.kfp.yaml`))
+
+async function check(paths: string[], flags: string[] = []): Promise<{ code: number; lines: string[] }> {
+  try {
+    const { stdout } = await run(PYTHON, [CHECKER, ...flags, ...paths], { timeout: 90_000, maxBuffer: 16 * 1024 * 1024 })
+    return { code: 0, lines: stdout.trim().split('\n') }
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string; killed?: boolean }
+    if (typeof e.code !== 'number') throw err
+    if (e.code !== 1) throw new Error(`kfp_rules.py exited ${e.code}: ${e.stderr ?? ''}`)
+    return { code: 1, lines: (e.stdout ?? '').trim().split('\n') }
+  }
+}
+
+function template(name: string): string {
+  return readFileSync(join(TEMPLATES, `${name}.kfp.yaml`), 'utf8')
+}
+
+/** Replaces `from` (which must be there) with `to`, once or everywhere. */
+function mutate(text: string, from: string, to: string, all = false): string {
+  if (!text.includes(from)) throw new Error(`the template has no ${JSON.stringify(from)}: update this test`)
+  return all ? text.split(from).join(to) : text.replace(from, to)
+}
+
+const RETRY = 'retryPolicy: {maxRetryCount: 2, backoffDuration: 0s, backoffFactor: 2, backoffMaxDuration: 259200s}'
+const SDK_BUILD = /^task -: sdk-build: the kfp SDK /
+
+// Each broken template, and the lines the checker must print for it (file prefix left out), nothing else.
+const MUTATIONS: { name: string; flow: string; edit: (t: string) => string; expected: (RegExp | string)[] }[] = [
+  {
+    name: 'a retryPolicy without backoffMaxDuration',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, RETRY, 'retryPolicy: {maxRetryCount: 2, backoffDuration: 0s, backoffFactor: 2}'),
+    expected: [
+      /^task start: retry-max-duration: retryPolicy has backoffMaxDuration unset: KFP >= 2\.14 .*maxDuration "0".*never retries/,
+      /^task start: sdk-retryPolicy: ours is \{.*\}, the kfp SDK's dsl compiles \{.*'backoffMaxDuration': '3600s'/,
+    ],
+  },
+  {
+    name: 'a backoffMaxDuration under one second, which KFP passes to Argo as "0"',
+    flow: 'hello_flow',
+    edit: (t) => mutate(t, 'backoffMaxDuration: 259200s}', 'backoffMaxDuration: 0.5s}'),
+    expected: [/^task start: retry-max-duration: retryPolicy has backoffMaxDuration 0\.500s/, SDK_BUILD],
+  },
+  {
+    name: 'a fractional backoffFactor, which Argo cannot parse as an integer',
+    flow: 'hello_flow',
+    edit: (t) => mutate(t, 'backoffFactor: 2, backoffMaxDuration', 'backoffFactor: 1.5, backoffMaxDuration'),
+    expected: [/^task start: retry-factor: retryPolicy\.backoffFactor 1\.5 is not a whole number/],
+  },
+  {
+    name: 'backoff waits longer than backoffMaxDuration',
+    flow: 'hello_flow',
+    edit: (t) => mutate(t, 'backoffDuration: 0s, backoffFactor: 2, backoffMaxDuration: 259200s', 'backoffDuration: 3600s, backoffFactor: 2, backoffMaxDuration: 7200s'),
+    expected: [/^task start: retry-backoff: the backoff waits of 2 retries \(10800s\) reach backoffMaxDuration \(7200s\)/],
+  },
+  {
+    name: 'a retryPolicy on a loop, which KFP never compiles into a retry',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, '        iteratorPolicy: {parallelismLimit: 10}\n', `        iteratorPolicy: {parallelismLimit: 10}\n        ${RETRY}\n`),
+    expected: [/^task for-loop-explore: retry-dag: retryPolicy on a DAG task is never compiled/],
+  },
+  {
+    name: 'a misspelt outputParameterKey',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, 'taskOutputParameter: {producerTask: start, outputParameterKey: split_count}', 'taskOutputParameter: {producerTask: start, outputParameterKey: split_cnt}'),
+    expected: [/^task join: output-key: input 'num_splits' reads outputParameterKey 'split_cnt', which task start does not declare/, SDK_BUILD],
+  },
+  {
+    name: 'an output of the wrong type for its input',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, 'taskOutputParameter: {producerTask: start, outputParameterKey: split_count}', 'taskOutputParameter: {producerTask: start, outputParameterKey: splits}'),
+    expected: [/^task join: input-type: input 'num_splits' is NUMBER_INTEGER but gets a LIST value/, SDK_BUILD],
+  },
+  {
+    name: 'an input read from a task it does not wait for',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, 'dependentTasks: [for-loop-explore, start]', 'dependentTasks: [for-loop-explore]'),
+    expected: [
+      /^task join: producer-dependency: input 'num_splits' reads task start but dependentTasks does not name it/,
+      /^task join: sdk-waits-for: ours is \['explore'\], the kfp SDK's dsl compiles \['explore', 'start'\]/,
+    ],
+  },
+  {
+    name: 'a placeholder naming no input',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, `"{{$.inputs.parameters['split_index']}}"`, `"{{$.inputs.parameters['split_idx']}}"`),
+    expected: [/^task for-loop-explore\/explore: placeholder-input: argument .* names input 'split_idx', which component comp-explore does not declare/, SDK_BUILD],
+  },
+  {
+    name: 'a placeholder naming no output, so the declared one is never written',
+    flow: 'hello_flow',
+    edit: (t) => mutate(t, `"task_id={{$.outputs.parameters['task_id'].output_file}}"`, `"task_id={{$.outputs.parameters['task'].output_file}}"`),
+    expected: [
+      /^task start: placeholder-output: argument .* names output 'task', which component comp-start does not declare/,
+      /^task start: output-unwritten: output 'task_id' of component comp-start has no /,
+      SDK_BUILD,
+    ],
+  },
+  {
+    name: 'a run-id placeholder outside a runtimeValue, which the launcher leaves as text',
+    flow: 'hello_flow',
+    edit: (t) => mutate(t, `"kfp-{{$.inputs.parameters['run_uuid']}}"`, `"kfp-{{$.pipeline_job_uuid}}"`),
+    expected: [/^task start: placeholder-unknown: argument 'kfp-\{\{\$\.pipeline_job_uuid\}\}' holds/, SDK_BUILD],
+  },
+  {
+    name: 'a runtimeValue constant that is not the whole placeholder',
+    flow: 'hello_flow',
+    edit: (t) => mutate(t, `run_uuid: {runtimeValue: {constant: '{{$.pipeline_job_uuid}}'}}`, `run_uuid: {runtimeValue: {constant: 'kfp-{{$.pipeline_job_uuid}}'}}`),
+    expected: [/^task start: runtime-constant: input 'run_uuid' is the constant 'kfp-\{\{\$\.pipeline_job_uuid\}\}'/],
+  },
+  {
+    name: 'an iterator naming no input',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, 'items: {inputParameter: pipelinechannel--start-splits}', 'items: {inputParameter: pipelinechannel--start-split}'),
+    expected: [/^task for-loop-explore: iterator-items: parameterIterator\.items\.inputParameter 'pipelinechannel--start-split' is not an input of the loop task/, SDK_BUILD],
+  },
+  {
+    name: 'a loop item input the loop component does not declare',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, 'itemInput: pipelinechannel--start-splits-loop-item', 'itemInput: pipelinechannel--start-splits-item'),
+    expected: [
+      /^task for-loop-explore: input-missing: component comp-for-loop-explore input 'pipelinechannel--start-splits-loop-item' gets no value/,
+      /^task for-loop-explore: iterator-item-input: parameterIterator\.itemInput 'pipelinechannel--start-splits-item' is not declared/,
+      SDK_BUILD,
+    ],
+  },
+  {
+    name: 'a loop item typed as text for a number input',
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, 'pipelinechannel--start-splits-loop-item: {parameterType: NUMBER_INTEGER}', 'pipelinechannel--start-splits-loop-item: {parameterType: STRING}'),
+    expected: [/^task for-loop-explore\/explore: input-type: input 'split_index' is NUMBER_INTEGER but gets a STRING value/, SDK_BUILD],
+  },
+  {
+    name: "a task reading an input its loop does not pass in",
+    flow: 'foreach_flow',
+    edit: (t) => mutate(t, 'code_url: {componentInputParameter: pipelinechannel--code_url}', 'code_url: {componentInputParameter: code_url}'),
+    expected: [/^task for-loop-explore\/explore: component-input: componentInputParameter 'code_url' is not an input of the enclosing DAG/, SDK_BUILD],
+  },
+  {
+    name: 'a misspelt task input',
+    flow: 'hello_flow',
+    edit: (t) => mutate(t, `run_uuid: {runtimeValue: {constant: '{{$.pipeline_job_uuid}}'}}`, `run_uid: {runtimeValue: {constant: '{{$.pipeline_job_uuid}}'}}`),
+    expected: [
+      /^task start: input-declared: input 'run_uid' is not declared by component comp-start/,
+      /^task start: input-missing: component comp-start input 'run_uuid' gets no value/,
+      SDK_BUILD,
+    ],
+  },
+]
+
+describe('KFP run-time rules (test/pipelines/kfp_rules.py)', () => {
+  const tempDir = useTempDir()
+
+  it('hold for every KFP v2 template, and the kfp SDK compiles the same pipeline for each', async () => {
+    const r = await check(KFP_TEMPLATES)
+    expect(r.lines).toEqual(['ok'])
+    expect(r.code).toBe(0)
+  })
+
+  it('flag a retryPolicy without backoff fields, with which the templates never retried on KFP >= 2.14 (Argo got maxDuration "0")', async () => {
+    // The templates as they were: retryPolicy: {maxRetryCount: 2} on every task.
+    const dir = tempDir()
+    const paths = ['hello_flow', 'nested_foreach_flow'].map((f) => {
+      const p = join(dir, `${f}.kfp.yaml`)
+      writeFileSync(p, mutate(template(f), RETRY, 'retryPolicy: {maxRetryCount: 2}', true))
+      return p
+    })
+    const r = await check(paths)
+    expect(r.code).toBe(1)
+    const retried = (f: string) => r.lines.filter((l) => l.startsWith(join(dir, f)) && l.includes(': retry-max-duration: '))
+    expect(retried('hello_flow.kfp.yaml').map((l) => l.split(': task ')[1]?.split(':')[0]).sort()).toEqual(['end', 'hello', 'start'])
+    expect(retried('nested_foreach_flow.kfp.yaml').map((l) => l.split(': task ')[1]?.split(':')[0]).sort()).toEqual(
+      ['end', 'for-loop-outer/for-loop-inner/inner', 'for-loop-outer/inner-join', 'for-loop-outer/outer', 'outer-join', 'start'],
+    )
+    expect(r.lines.filter((l) => l.includes(': sdk-retryPolicy: '))).toHaveLength(9)
+    expect(r.lines).toHaveLength(18)
+  })
+
+  describe('report each broken template with one line per violation, naming the file, task and rule', () => {
+    let results: Map<string, string[]>
+    beforeAll(async () => {
+      const dir = tempDir()
+      const paths = MUTATIONS.map((m, i) => {
+        const p = join(dir, `m${i}-${m.flow}.kfp.yaml`)
+        writeFileSync(p, m.edit(template(m.flow)))
+        return p
+      })
+      const r = await check(paths)
+      expect(r.code).toBe(1)
+      results = new Map(paths.map((p) => [p, r.lines.filter((l) => l.startsWith(`${p}: `)).map((l) => l.slice(p.length + 2))]))
+    }, 120_000)
+
+    it.each(MUTATIONS.map((m, i) => [m.name, i] as const))('%s', (_name, i) => {
+      const m = MUTATIONS[i]!
+      const lines = [...results.entries()].find(([p]) => p.endsWith(`/m${i}-${m.flow}.kfp.yaml`))![1]
+      expect(lines).toHaveLength(m.expected.length)
+      for (const want of m.expected) expect(lines, String(want)).toContainEqual(expect.stringMatching(want))
+    })
+  })
+
+  it('checks only the static rules with --static-only, and refuses a file that is not a PipelineSpec', async () => {
+    const dir = tempDir()
+    const bad = join(dir, 'bad.kfp.yaml')
+    writeFileSync(bad, mutate(template('hello_flow'), 'dependentTasks:', 'dependsOn:'))
+    const r = await check([bad], ['--static-only'])
+    expect(r.code).toBe(1)
+    expect(r.lines).toEqual([expect.stringMatching(/^.*bad\.kfp\.yaml: task -: parse: .*dependsOn/)])
+  })
+})
