@@ -1,28 +1,35 @@
 // Every KFP v2 pipeline is held to KFP's run-time rules by test/pipelines/kfp_rules.py, and each rule is shown to fail on a broken template.
-import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { PYTHON, REPO } from '../helpers/paths'
+import { runAgent } from '../helpers/agent-process'
+import { kfpRules as check } from '../helpers/kfp-rules'
+import { FLOWS, PYTHON, REPO } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 
-const run = promisify(execFile)
 const TEMPLATES = resolve(REPO, 'pipeline-templates')
-const CHECKER = resolve(REPO, 'test', 'pipelines', 'kfp_rules.py')
-const KFP_TEMPLATES = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_foreach_flow', 'params_flow'].map((f) => join(TEMPLATES, `${f}.kfp.yaml`))
+const FLOW_NAMES = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_foreach_flow', 'params_flow']
+const KFP_TEMPLATES = FLOW_NAMES.map((f) => join(TEMPLATES, `${f}.kfp.yaml`))
 
-async function check(paths: string[], flags: string[] = []): Promise<{ code: number; lines: string[] }> {
-  try {
-    const { stdout } = await run(PYTHON, [CHECKER, ...flags, ...paths], { timeout: 90_000, maxBuffer: 16 * 1024 * 1024 })
-    return { code: 0, lines: stdout.trim().split('\n') }
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string; killed?: boolean }
-    if (typeof e.code !== 'number') throw err
-    if (e.code !== 1) throw new Error(`kfp_rules.py exited ${e.code}: ${e.stderr ?? ''}`)
-    return { code: 1, lines: (e.stdout ?? '').trim().split('\n') }
-  }
-}
+// A flow whose steps retry, for what generate writes for @retry.
+const RETRY_FLOW = `from metaflow import FlowSpec, retry, step
+
+
+class RetryFlow(FlowSpec):
+    @retry(times=2)
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @retry(times=1, minutes_between_retries=1)
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == '__main__':
+    RetryFlow()
+`
 
 function template(name: string): string {
   return readFileSync(join(TEMPLATES, `${name}.kfp.yaml`), 'utf8')
@@ -210,6 +217,22 @@ describe('KFP run-time rules (test/pipelines/kfp_rules.py)', () => {
       for (const want of m.expected) expect(lines, String(want)).toContainEqual(expect.stringMatching(want))
     })
   })
+
+  it('hold for the KFP v2 pipeline metaflow-kfp generate writes for every example flow and for a flow with @retry', async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'retry_flow.py'), RETRY_FLOW)
+    const flows = [...FLOW_NAMES.map((f) => join(FLOWS, `${f}.py`)), join(dir, 'retry_flow.py')]
+    const outputs: string[] = []
+    for (const flow of flows) {
+      const out = join(dir, `${flow.split('/').pop()!.replace(/\.py$/, '')}.kfp.yaml`)
+      const r = await runAgent(['generate', flow, '--code-url', 'https://example.com/flow.py', '--output', out, '--python', PYTHON])
+      expect(r.code, r.stderr).toBe(0)
+      outputs.push(out)
+    }
+    expect(readFileSync(outputs.at(-1)!, 'utf8')).toMatch(/backoffMaxDuration/)
+    const r = await check(outputs)
+    expect(r.lines).toEqual(['ok'])
+  }, 180_000)
 
   it('checks only the static rules with --static-only, and refuses a file that is not a PipelineSpec', async () => {
     const dir = tempDir()
