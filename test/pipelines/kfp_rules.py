@@ -508,6 +508,8 @@ def projection(ir):
                 'container': ex.get('container'),
                 'retryPolicy': t.get('retryPolicy'),
                 'cachingOptions': t.get('cachingOptions', {}),
+                # Not built into the reference: a condition shows up as a difference rather than passing unchecked.
+                'triggerPolicy': t.get('triggerPolicy', {}),
                 'sources': {n: source(s) for n, s in ins.items()},
                 'waits for': sorted(my_waits),
                 'loops': list(loops),
