@@ -15,6 +15,8 @@ export interface RetryOptions {
   random?: () => number
   /** called before each wait, for a log line */
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void
+  /** stops the waiting and any further attempt; its reason is thrown */
+  signal?: AbortSignal | undefined
 }
 
 /** An error that may be retried; `retryAfterMs` is the server's wish when it said so. */
@@ -27,11 +29,26 @@ export class RetryableError extends Error {
   }
 }
 
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+/** A wait that an abort ends at once, rejecting with the abort's reason. */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
 
 /**
  * Runs `action` until it succeeds, throws a non-retryable error, runs out of attempts,
- * or the next wait would pass the deadline. The last error propagates unchanged.
+ * or the next wait would pass the deadline. The last error propagates unchanged; after an
+ * abort, the abort's reason does.
  */
 export async function withRetry<T>(
   action: (attempt: number) => Promise<T>,
@@ -39,12 +56,14 @@ export async function withRetry<T>(
   opts: RetryOptions,
 ): Promise<T> {
   const now = opts.now ?? Date.now
-  const sleep = opts.sleep ?? defaultSleep
+  const sleep = opts.sleep ?? ((ms: number) => abortableSleep(ms, opts.signal))
   const random = opts.random ?? Math.random
   for (let attempt = 1; ; attempt++) {
+    opts.signal?.throwIfAborted()
     try {
       return await action(attempt)
     } catch (err) {
+      if (opts.signal?.aborted) throw opts.signal.reason
       if (attempt >= opts.attempts || !isRetryable(err)) throw err
       const backoff = Math.min(opts.maxDelayMs, opts.minDelayMs * 2 ** (attempt - 1))
       let delay = Math.round(backoff * random())
