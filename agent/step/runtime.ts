@@ -1,11 +1,84 @@
 // Makes sure the Python environment has the pinned Metaflow: one fast check, an install only when it is missing.
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { access, constants } from 'node:fs/promises'
 import { delimiter, join } from 'node:path'
-import { promisify } from 'node:util'
 import { AgentError } from '../errors.js'
 
-const run = promisify(execFile)
+interface RunOptions {
+  env: NodeJS.ProcessEnv
+  timeoutMs: number
+  /** output kept per stream; more is dropped from the front */
+  maxBuffer?: number
+  signal?: AbortSignal | undefined
+}
+
+/** How long a stopped installer's group gets between SIGTERM and SIGKILL. */
+const STOP_GRACE_MS = 2000
+
+/**
+ * Runs a command (argv, no shell) as the leader of its own process group and collects its
+ * output. Why not execFile: on a timeout or an abort it kills only the child, and pip or uv
+ * leave their own children (build backends, resolvers) running; here the whole group gets
+ * SIGTERM, then SIGKILL, and the promise settles only once the child is gone.
+ */
+export function runCommand(cmd: string, args: readonly string[], opts: RunOptions): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(opts.signal.reason)
+    const max = opts.maxBuffer ?? 1 << 20
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    const keep = (list: Buffer[]) => {
+      let total = 0
+      return (d: Buffer) => {
+        list.push(d)
+        total += d.length
+        while (total > max && list.length > 1) total -= (list.shift() as Buffer).length
+      }
+    }
+    const child = spawn(cmd, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    child.stdout.on('data', keep(out))
+    child.stderr.on('data', keep(err))
+    let stopped: unknown
+    let killTimer: NodeJS.Timeout | undefined
+    const stop = (why: unknown) => {
+      if (stopped !== undefined || child.pid === undefined) return
+      stopped = why
+      signalGroup(child.pid, 'SIGTERM')
+      const pid = child.pid
+      killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), STOP_GRACE_MS)
+    }
+    const onAbort = () => stop(opts.signal?.reason)
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    const timer = setTimeout(() => stop(new Error(`timed out after ${Math.round(opts.timeoutMs / 1000)} s`)), opts.timeoutMs)
+    const finish = () => {
+      clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', onAbort)
+    }
+    child.once('error', (e) => {
+      finish()
+      reject(e)
+    })
+    child.once('close', (code, sig) => {
+      finish()
+      // The leader is gone; anything left in its group gets no grace.
+      if (stopped !== undefined && child.pid !== undefined) signalGroup(child.pid, 'SIGKILL')
+      if (killTimer) clearTimeout(killTimer)
+      const stdout = Buffer.concat(out).toString()
+      const stderr = Buffer.concat(err).toString()
+      if (stopped !== undefined) return reject(stopped)
+      if (code === 0) return resolve({ stdout, stderr })
+      reject(Object.assign(new Error(`${cmd} exited with ${code ?? sig}`), { stdout, stderr }))
+    })
+  })
+}
+
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig)
+  } catch {
+    // the group is already gone
+  }
+}
 
 export interface Requirement {
   name: string
@@ -47,11 +120,17 @@ const CHECK = [
   'print(json.dumps(found))',
 ].join('\n')
 
-export async function installedVersions(python: string, names: readonly string[], env: NodeJS.ProcessEnv): Promise<Record<string, string | null>> {
+export async function installedVersions(
+  python: string,
+  names: readonly string[],
+  env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
+): Promise<Record<string, string | null>> {
   let stdout: string
   try {
-    ;({ stdout } = await run(python, ['-c', CHECK, ...names], { env, timeout: 60_000 }))
+    ;({ stdout } = await runCommand(python, ['-c', CHECK, ...names], { env, timeoutMs: 60_000, signal }))
   } catch (err) {
+    if (signal?.aborted) throw signal.reason
     throw new AgentError('runtime', `failed to start ${python} to check the Metaflow runtime`, {
       cause: err,
       hint: 'point --python at a Python 3 interpreter (the image bakes one in)',
@@ -67,6 +146,8 @@ export interface RuntimeOptions {
   alsoNeeds: readonly string[]
   env: NodeJS.ProcessEnv
   log: (line: string) => void
+  /** stops the check or the install (its whole process group); the signal's reason is thrown */
+  signal?: AbortSignal | undefined
 }
 
 export interface RuntimeResult {
@@ -82,7 +163,7 @@ export interface RuntimeResult {
 export async function ensureRuntime(opts: RuntimeOptions): Promise<RuntimeResult> {
   const { python, requirement: req, env } = opts
   const names = [req.name, ...opts.alsoNeeds]
-  const before = await installedVersions(python, names, env)
+  const before = await installedVersions(python, names, env, opts.signal)
   const missing = missingRequirements(req, opts.alsoNeeds, before)
   if (missing.length === 0) return { installed: false, version: before[req.name] as string }
 
@@ -93,15 +174,16 @@ export async function ensureRuntime(opts: RuntimeOptions): Promise<RuntimeResult
     ? [uv, ['pip', 'install', '--quiet', '--python', python, ...missing]]
     : [python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...missing]]
   try {
-    await run(cmd, args, { env, timeout: 15 * 60_000, maxBuffer: 16 << 20 })
+    await runCommand(cmd, args, { env, timeoutMs: 15 * 60_000, maxBuffer: 1 << 20, signal: opts.signal })
   } catch (err) {
+    if (opts.signal?.aborted) throw opts.signal.reason
     const stderr = String((err as { stderr?: string }).stderr ?? '').trim().split('\n').slice(-3).join(' | ')
     throw new AgentError('runtime', `failed to install ${missing.join(' ')} with ${installer}`, {
       cause: stderr || err,
       hint: 'use an image that bakes this pin (image/runtime-pin.txt), or point --python at an environment the agent may install into',
     })
   }
-  const after = await installedVersions(python, names, env)
+  const after = await installedVersions(python, names, env, opts.signal)
   const still = missingRequirements(req, opts.alsoNeeds, after)
   if (still.length > 0) {
     throw new AgentError('runtime', `failed to verify ${still.join(' ')} after installing with ${installer}`, {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { AgentError } from '../../agent/errors'
 import { ensureRuntime, installedVersions, parseRequirement } from '../../agent/step/runtime'
 import { RUNTIME_PIN } from '../../agent/build-info'
+import { fakeSlowInstaller, waitForPids, waitUntilGone } from '../helpers/fake-installer'
 import { PYTHON, VENV_BIN } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 
@@ -31,6 +32,26 @@ describe('the runtime check', () => {
     const r = await ensureRuntime({ python: join(venv, 'bin', 'python'), requirement: pin, alsoNeeds: [], env, log: (l) => logs.push(l) })
     expect(r).toEqual({ installed: true, installer: 'uv', version: pin.version })
     expect(logs.join('\n')).toMatch(/installing metaflow==.* with uv \(found metaflow absent\)/)
+  })
+
+  it("stops the installer's whole process group when the task is stopped (an orphan pip kept running)", async () => {
+    const fake = fakeSlowInstaller(tempDir())
+    const stop = new AbortController()
+    const pending = ensureRuntime({
+      python: PYTHON,
+      requirement: { name: 'metaflow', version: '0.0.1' },
+      alsoNeeds: [],
+      env: { ...process.env, ...fake.env },
+      log: () => undefined,
+      signal: stop.signal,
+    }).catch((e: unknown) => e)
+    const pids = await waitForPids(fake)
+    const reason = new Error('stopped by SIGTERM')
+    const started = Date.now()
+    stop.abort(reason)
+    expect(await pending).toBe(reason)
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(await waitUntilGone(pids, 3000)).toEqual([])
   })
 
   it('names the interpreter when it cannot start', async () => {
