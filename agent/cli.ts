@@ -2,9 +2,10 @@
 import yargs from 'yargs'
 import type { Argv } from 'yargs'
 import { AGENT_VERSION, RUNTIME_PIN } from './build-info.js'
-import { DEFAULTS } from './config.js'
+import { DEFAULTS, LIMITS, METAFLOW_MAX_ATTEMPTS } from './config.js'
 import type { ParsedRun, UnresolvedConfig } from './config.js'
 import { AgentError } from './errors.js'
+import { checkParamSizes, paramKey } from './step/metaflow-command.js'
 import { isOutputName, OUTPUT_NAMES } from './step/outputs.js'
 import type { OutputName } from './step/outputs.js'
 import type { RunLocalConfig } from './local/local-runner.js'
@@ -47,8 +48,8 @@ function taskOptions(y: Argv) {
     .option('allow-insecure-http', { type: 'boolean', default: false, group: 'Code:', describe: 'allow http:// without --code-sha256' })
     .option('flow-file', { type: 'string', group: 'Code:', describe: "the flow's path inside a package (default: its only top-level .py)" })
     .option('flow-name', { type: 'string', group: 'Code:', describe: 'the FlowSpec class (default: read from the flow file)' })
-    .option('code-max-bytes', { type: 'number', default: DEFAULTS.codeMaxBytes, group: 'Code:', describe: 'refuse code larger than this' })
-    .option('code-timeout', { type: 'number', default: DEFAULTS.codeTimeoutMs / 1000, group: 'Code:', describe: 'seconds for all download attempts together' })
+    .option('code-max-bytes', { type: 'number', default: DEFAULTS.codeMaxBytes, group: 'Code:', describe: 'refuse code larger than this many bytes (1 to 2^40)' })
+    .option('code-timeout', { type: 'number', default: DEFAULTS.codeTimeoutMs / 1000, group: 'Code:', describe: 'seconds for all download attempts together (above 0, up to 86400)' })
     .option('python', { type: 'string', default: DEFAULTS.python, group: 'Runtime:', describe: 'the Python interpreter that runs the flow' })
     .option('runtime', { type: 'string', default: RUNTIME_PIN, group: 'Runtime:', describe: 'the pinned Metaflow, name==version; installed (uv, else pip) when missing' })
     .option('run-id', { type: 'string', demandOption: true, group: 'Task:', describe: 'the Metaflow run id, e.g. kfp-<pipeline run uuid>' })
@@ -59,7 +60,7 @@ function taskOptions(y: Argv) {
     .option('output', { type: 'string', array: true, default: [], group: 'Outputs:', describe: `write one output to a path, NAME=PATH (repeatable; ${OUTPUT_NAMES.join(', ')})` })
     .option('work-dir', { type: 'string', group: 'Process:', describe: 'where to put the code (default: a fresh temp folder, removed afterwards)' })
     .option('keep-work-dir', { type: 'boolean', default: false, group: 'Process:', describe: 'keep the temp work folder' })
-    .option('grace-period', { type: 'number', default: DEFAULTS.graceMs / 1000, group: 'Process:', describe: 'seconds between forwarding SIGTERM and sending SIGKILL' })
+    .option('grace-period', { type: 'number', default: DEFAULTS.graceMs / 1000, group: 'Process:', describe: 'seconds between forwarding SIGTERM and sending SIGKILL (0 to 86400)' })
 }
 
 export function buildParser(argv: readonly string[]) {
@@ -73,7 +74,7 @@ export function buildParser(argv: readonly string[]) {
         .option('input-paths', { type: 'string', group: 'Task:', describe: "the parents, in Metaflow's syntax (default: derived from --parent or --join-foreach)" })
         .option('parent', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a parent step by name (repeatable)' })
         .option('join-foreach', { type: 'string', group: 'Task:', describe: 'this step joins all --num-splits tasks of the named step' })
-        .option('num-splits', { type: 'number', group: 'Task:', describe: "with --join-foreach: the foreach step's split_count" })
+        .option('num-splits', { type: 'number', group: 'Task:', describe: "with --join-foreach: the foreach step's split_count (1 to 1000000)" })
         .option('split-index', { type: 'number', group: 'Task:', describe: 'the index of this task in the foreach right above it' })
         .option('split-path', { type: 'string', default: '', group: 'Task:', describe: 'indices of the enclosing foreaches above --split-index, comma-separated, outermost first' })
         .option('retry-count', { type: 'number', group: 'Task:', describe: 'the attempt number, e.g. {{retries}} (default: $KFP_RETRY_INDEX, else 0)' })
@@ -143,6 +144,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
   }) as Record<string, unknown>
   if (failure) throw failure instanceof AgentError ? failure : usageError(failure.message)
   if (printed || a.help || a.version) return { kind: 'printed' }
+  refuseRepeats(a)
 
   const command = (a._ as string[])[0]
   if (command === 'run-local') return { kind: 'run-local', config: runLocalConfig(a) }
@@ -155,8 +157,8 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
       sha256: a.codeSha256 as string | undefined,
       allowHttp: a.allowInsecureHttp as boolean,
       flowFile: a.flowFile as string | undefined,
-      maxBytes: positive('--code-max-bytes', a.codeMaxBytes as number),
-      timeoutMs: positive('--code-timeout', a.codeTimeout as number) * 1000,
+      maxBytes: wholeNumber('--code-max-bytes', a.codeMaxBytes, 1, LIMITS.maxCodeBytes),
+      timeoutMs: seconds('--code-timeout', a.codeTimeout, false),
       attempts: DEFAULTS.codeAttempts,
     },
     flowName: a.flowName as string | undefined,
@@ -165,13 +167,13 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
     datastoreRoot: a.datastoreRoot as string | undefined,
     metadata: a.metadata as string | undefined,
     runId: a.runId as string,
-    tags: a.tag as string[],
+    tags: checkTags(a.tag as string[]),
     params: parseParams(a.param as string[], a.paramsJson as string | undefined),
     outputDir: a.outputDir as string | undefined,
     outputs: (a.output as string[]).map(parseOutput),
     workDir: a.workDir as string | undefined,
     keepWorkDir: a.keepWorkDir as boolean,
-    graceMs: nonNegative('--grace-period', a.gracePeriod as number) * 1000,
+    graceMs: seconds('--grace-period', a.gracePeriod, true),
   }
   if (command === 'init') return { kind: 'run', flags, config: { ...base, command: 'init', taskId: a.taskId as string | undefined } }
   return {
@@ -183,13 +185,14 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
       step: a.step as string,
       taskId: a.taskId as string | undefined,
       inputPaths: a.inputPaths as string | undefined,
-      splitIndex: optionalIndex('--split-index', a.splitIndex as number | undefined),
+      splitIndex: optional(a.splitIndex, (v) => wholeNumber('--split-index', v, 0, LIMITS.maxSplits - 1)),
       splitPath: parseSplitPath(a.splitPath as string),
       parents: a.parent as string[],
       joinForeach: a.joinForeach as string | undefined,
-      numSplits: optionalIndex('--num-splits', a.numSplits as number | undefined),
-      retryCount: optionalIndex('--retry-count', a.retryCount as number | undefined),
-      maxUserCodeRetries: nonNegative('--max-user-code-retries', a.maxUserCodeRetries as number),
+      // Metaflow refuses a foreach of zero splits, so a join of none is always a mistake (and crashed Metaflow).
+      numSplits: optional(a.numSplits, (v) => wholeNumber('--num-splits', v, 1, LIMITS.maxSplits)),
+      retryCount: optional(a.retryCount, (v) => wholeNumber('--retry-count', v, 0, METAFLOW_MAX_ATTEMPTS - 1)),
+      maxUserCodeRetries: wholeNumber('--max-user-code-retries', a.maxUserCodeRetries, 0, METAFLOW_MAX_ATTEMPTS - 1),
     },
   }
 }
@@ -212,8 +215,7 @@ function generateConfig(a: Record<string, unknown>): GenerateConfig {
 }
 
 function runLocalConfig(a: Record<string, unknown>): RunLocalConfig {
-  const parallelism = a.parallelism as number
-  if (!Number.isInteger(parallelism) || parallelism < 1) throw usageError(`failed to accept --parallelism ${parallelism}: expected a whole number, 1 or more`)
+  const parallelism = wholeNumber('--parallelism', a.parallelism, 1, LIMITS.maxParallelism)
   return {
     command: 'run-local',
     template: a.template as string,
@@ -245,14 +247,23 @@ export function parseParams(pairs: readonly string[], json: string | undefined):
       throw usageError(`failed to parse --params-json: ${(err as Error).message}`, 'pass one JSON object, e.g. {"alpha": 0.5}')
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw usageError('failed to parse --params-json: not a JSON object', 'pass one JSON object, e.g. {"alpha": 0.5}')
-    for (const [k, v] of Object.entries(obj)) out[checkParamName(k)] = typeof v === 'string' ? v : JSON.stringify(v)
+    for (const [k, v] of Object.entries(obj)) add(out, k, typeof v === 'string' ? v : JSON.stringify(v))
   }
   for (const pair of pairs) {
     const eq = pair.indexOf('=')
     if (eq <= 0) throw usageError(`failed to parse --param ${JSON.stringify(pair)}: expected NAME=VALUE`)
-    out[checkParamName(pair.slice(0, eq))] = pair.slice(eq + 1)
+    add(out, pair.slice(0, eq), pair.slice(eq + 1))
   }
+  checkParamSizes(out)
   return out
+}
+
+// Two spellings of one parameter (alpha, ALPHA, a-b, a_b) set one variable: the later would win silently.
+function add(out: Record<string, string>, name: string, value: string): void {
+  checkParamName(name)
+  const twin = Object.keys(out).find((k) => paramKey(k) === paramKey(name))
+  if (twin !== undefined) throw usageError(`failed to accept parameter ${name}: ${twin === name ? 'it is given twice' : `it is the same parameter as ${twin}, as Metaflow matches names case-insensitively`}`, 'give each parameter once')
+  out[name] = value
 }
 
 function checkParamName(name: string): string {
@@ -264,20 +275,46 @@ function parseSplitPath(text: string): number[] {
   if (text.trim() === '') return []
   return text.split(',').map((s) => {
     if (!/^\d+$/.test(s.trim())) throw usageError(`failed to parse --split-path ${JSON.stringify(text)}: expected indices like 0,3`)
-    return Number(s.trim())
+    return wholeNumber('--split-path', Number(s.trim()), 0, LIMITS.maxSplits - 1)
   })
 }
 
-function optionalIndex(flag: string, v: number | undefined): number | undefined {
-  return v === undefined ? undefined : nonNegative(flag, v)
+function optional<T>(v: unknown, check: (v: unknown) => T): T | undefined {
+  return v === undefined ? undefined : check(v)
 }
 
-function nonNegative(flag: string, v: number): number {
-  if (!Number.isInteger(v) || v < 0) throw usageError(`failed to accept ${flag} ${v}: expected a whole number, 0 or more`)
+/** A whole number in [min, max]; yargs turns "abc" into NaN and keeps 1e10 and Infinity as numbers. */
+function wholeNumber(flag: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw usageError(`failed to accept ${flag} ${String(v)}: expected a whole number from ${min} to ${max}`)
+  }
   return v
 }
 
-function positive(flag: string, v: number): number {
-  if (!(v > 0)) throw usageError(`failed to accept ${flag} ${v}: expected a number above 0`)
-  return v
+/** Seconds (fractions allowed) as milliseconds, up to LIMITS.maxSeconds: Node fires a longer timer at once. */
+function seconds(flag: string, v: unknown, zeroOk: boolean): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (v === 0 && !zeroOk) || v > LIMITS.maxSeconds) {
+    throw usageError(`failed to accept ${flag} ${String(v)}: expected seconds, ${zeroOk ? 'from 0' : 'above 0'} up to ${LIMITS.maxSeconds} (one day)`)
+  }
+  return Math.round(v * 1000)
+}
+
+/** Metaflow's own tag rules (tagging_util.py), checked before anything runs. */
+function checkTags(tags: string[]): string[] {
+  for (const tag of tags) {
+    if (tag === '' || [...tag].length > LIMITS.maxTagChars) throw usageError(`failed to accept --tag of ${[...tag].length} characters: Metaflow takes tags of 1 to ${LIMITS.maxTagChars}`)
+  }
+  if (new Set(tags).size > LIMITS.maxTags) throw usageError(`failed to accept ${new Set(tags).size} tags: Metaflow takes at most ${LIMITS.maxTags}`)
+  return tags
+}
+
+/** The options that may repeat; yargs turns any other option given twice into an array, which would be read as "a,b". */
+const REPEATABLE = new Set(['_', 'tag', 'param', 'output', 'parent'])
+
+function refuseRepeats(a: Record<string, unknown>): void {
+  for (const [key, v] of Object.entries(a)) {
+    if (Array.isArray(v) && !REPEATABLE.has(key) && !/[A-Z]/.test(key)) {
+      throw usageError(`failed to accept --${key}: it is given ${v.length} times`, 'give it once')
+    }
+  }
 }

@@ -81,3 +81,25 @@ export const DEFAULTS = {
 
 /** Metaflow refuses attempt numbers from this one on (MAX_ATTEMPTS in metaflow_config.py). */
 export const METAFLOW_MAX_ATTEMPTS = 6
+
+/**
+ * The documented range of every numeric flag. Seconds stay far below Node's longest timer
+ * (2^31-1 ms, about 24.8 days), past which a timer fires at once.
+ */
+export const LIMITS = {
+  /** --code-timeout and --grace-period: at most one day */
+  maxSeconds: 86_400,
+  /** --code-max-bytes: at most 1 TiB */
+  maxCodeBytes: 2 ** 40,
+  /** --num-splits, and one more than the largest --split-index and --split-path entry */
+  maxSplits: 1_000_000,
+  /** run-local --parallelism */
+  maxParallelism: 1_000,
+  /** Linux's MAX_ARG_STRLEN: one argv or environment string, its NUL included */
+  maxArgStringBytes: 128 << 10,
+  /** all flow parameters together, as environment strings: half of Linux's usual 2 MiB ARG_MAX, which argv and the rest of the environment share */
+  maxParamsBytes: 1 << 20,
+  /** Metaflow's MAX_TAG_SIZE and MAX_USER_TAG_SET_SIZE (tagging_util.py) */
+  maxTagChars: 500,
+  maxTags: 50,
+} as const

@@ -103,7 +103,7 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv, hom
     const fromProfile = profile.values[key]
     if (flag !== undefined && flag !== '') values[key] = { value: flag, source: 'flag' }
     else if (fromEnv !== undefined && fromEnv !== '') values[key] = { value: fromEnv, source: 'env' }
-    else if (fromProfile !== undefined && fromProfile !== null && fromProfile !== '') values[key] = { value: String(fromProfile), source: 'profile' }
+    else if (fromProfile !== undefined && fromProfile !== null && fromProfile !== '') values[key] = { value: profileString(key, fromProfile, profile.path), source: 'profile' }
     else values[key] = { value: DEFAULTS[key], source: 'default' }
   }
   const ds = values.METAFLOW_DEFAULT_DATASTORE
@@ -121,6 +121,15 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv, hom
     })
   }
   return { profile: { name: profile.name, path: profile.path, found: profile.found }, values }
+}
+
+/** Every key the agent reads is text: an object would become "[object Object]" and ["s3"] would become "s3". */
+function profileString(key: SettingKey, v: unknown, path: string): string {
+  if (typeof v === 'string') return v
+  const kind = Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`
+  throw new AgentError('usage', `failed to read ${key} from the Metaflow profile ${path}: it is ${kind}, not a string`, {
+    hint: `write it as "${key}": "value"`,
+  })
 }
 
 // Metaflow refuses to run as root, so a root METAFLOW_USER falls through to the next source.

@@ -4,13 +4,18 @@ import { inflateSync } from 'node:zlib'
 /** Characters Metaflow forbids in run and task ids because they delimit input paths. */
 export const FORBIDDEN_ID_CHARS = /[/,:!]/
 
+/** The most input-path text the agent expands: far above a join of a million splits. */
+export const MAX_INPUT_PATHS_BYTES = 256 << 20
+
 /** Expands any of Metaflow's three forms into the list of `run/step/task` paths. */
 export function decompressInputPaths(text: string): string[] {
   let s = text.trim()
   if (s === '') return []
   if (s.startsWith('!')) {
     // Metaflow's encoder applies zlib twice before base64 (metaflow/util.py compress_list).
-    s = inflateSync(inflateSync(Buffer.from(s.slice(1), 'base64'))).toString('utf8')
+    // Bounded, so a few bytes of hostile --input-paths cannot inflate into gigabytes.
+    const limit = { maxOutputLength: MAX_INPUT_PATHS_BYTES }
+    s = inflateSync(inflateSync(Buffer.from(s.slice(1), 'base64'), limit), limit).toString('utf8')
   }
   const colon = s.indexOf(':')
   if (colon === -1) return s.split(',').filter(Boolean)

@@ -1,5 +1,7 @@
 // Builds the argv and environment of `python flow.py … init|step …`; data goes in as argv or env, never through a shell.
+import { LIMITS } from '../config.js'
 import type { Datastore } from '../config.js'
+import { AgentError } from '../errors.js'
 
 export interface TopLevel {
   flowPath: string
@@ -52,13 +54,43 @@ export function stepArgs(t: TopLevel, s: StepArgs): string[] {
 
 const tagArgs = (t: readonly string[]) => t.flatMap((tag) => ['--tag', tag])
 
-/** `init` reads each flow parameter from METAFLOW_INIT_<NAME> (click's auto_envvar_prefix). */
+/**
+ * The key click matches a parameter by: lower case with `-` as `_` (click's option name), which is
+ * also why Metaflow calls parameter names case-insensitive. `Alpha`, `alpha` and `ALPHA` are one.
+ */
+export function paramKey(name: string): string {
+  return name.toLowerCase().replace(/-/g, '_')
+}
+
+/** The variable `init` reads a flow parameter from: METAFLOW_INIT_<NAME> (click's auto_envvar_prefix). */
+export function initParamVar(name: string): string {
+  return `METAFLOW_INIT_${paramKey(name).toUpperCase()}`
+}
+
+/** `init` reads each flow parameter from its METAFLOW_INIT_<NAME> variable. */
 export function initParamEnv(params: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {}
-  for (const [name, value] of Object.entries(params)) {
-    env[`METAFLOW_INIT_${name.toUpperCase().replace(/-/g, '_')}`] = value
-  }
+  for (const [name, value] of Object.entries(params)) env[initParamVar(name)] = value
   return env
+}
+
+/**
+ * Refuses parameters the kernel would refuse to pass to `init` (spawn E2BIG): one environment
+ * string is at most MAX_ARG_STRLEN (128 KiB), and all of them share ARG_MAX with the argv.
+ */
+export function checkParamSizes(params: Record<string, string>): void {
+  const hint = 'pass large data as a file instead: an IncludeFile parameter, or a path or URL the flow reads'
+  let total = 0
+  for (const [name, value] of Object.entries(params)) {
+    const bytes = Buffer.byteLength(`${initParamVar(name)}=${value}`) + 1
+    total += bytes
+    if (bytes > LIMITS.maxArgStringBytes) {
+      throw new AgentError('usage', `failed to accept parameter ${name}: it is ${bytes} bytes as ${initParamVar(name)}, and Linux passes at most ${LIMITS.maxArgStringBytes} bytes (128 KiB, MAX_ARG_STRLEN) in one environment string`, { hint })
+    }
+  }
+  if (total > LIMITS.maxParamsBytes) {
+    throw new AgentError('usage', `failed to accept the flow parameters: together they are ${total} bytes, above the agent's limit of ${LIMITS.maxParamsBytes} (1 MiB, half of Linux's usual ARG_MAX)`, { hint })
+  }
 }
 
 /**
