@@ -10,17 +10,22 @@ import { DEFAULTS, METAFLOW_MAX_ATTEMPTS } from '../config.js'
 import type { InitConfig, StepConfig, TaskConfig } from '../config.js'
 import { isTaskDone, readTaskRecord } from '../datastore/datastore.js'
 import type { ObjectStore, TaskRef } from '../datastore/datastore.js'
-import { cardSetup, openStore, resolveDatastoreRoot } from '../datastore/datastore-root.js'
+import { openStore, resolveDatastoreRoot } from '../datastore/datastore-root.js'
 import { AgentError, describeError } from '../errors.js'
 import { findFlowName } from './flow-file.js'
-import { initArgs, initParamEnv, stepArgs, stepEnv } from './metaflow-command.js'
+import { initArgs, initParamEnv, initParamVar, paramKey, stepArgs, stepEnv } from './metaflow-command.js'
+import { readFlowInfo } from './flow-params.js'
+import type { FlowInfo } from './flow-params.js'
 import type { TopLevel } from './metaflow-command.js'
 import { outputValues, writeOutputs } from './outputs.js'
 import { ensureRuntime, parseRequirement } from './runtime.js'
 import { runProcess } from './step-process.js'
 import type { ProcessResult } from './step-process.js'
 import { TaskLogs } from './task-logs.js'
-import { PARAMS_TASK_ID, badIdReason, inputPathsText, isStartPlacement, positionOf, taskIdFor } from './task-ids.js'
+import { PARAMS_TASK_ID, badIdReason, badIdentifierReason, badInputPathsReason, badStepNameReason, inputPathsText, isStartPlacement, positionOf, taskIdFor } from './task-ids.js'
+import { planAttempt } from './attempts.js'
+import type { AttemptPlan } from './attempts.js'
+import { decompressInputPaths } from './input-paths.js'
 import type { Placement } from './task-ids.js'
 
 export interface Io {
@@ -57,14 +62,22 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
   try {
     aws = await openAws(cfg, io, { runId: cfg.runId, name: taskId })
     const p = await prepare(cfg, work, io, aws)
-    const task: TaskRef = { flow: p.flow, runId: cfg.runId, step: cfg.step, taskId, attempt: cfg.retryCount }
-    logs = { logs: new TaskLogs(work), store: p.store, task }
-    const taskLog = logs.logs
-
+    const plan = await attemptFor(cfg, p, taskId, io)
+    if (plan.kind === 'done') {
+      // Before the logs are set up: the finished attempt keeps its own logs and metadata.
+      await publishOutputs(cfg, p.store, { flow: p.flow, runId: cfg.runId, step: cfg.step, taskId, attempt: plan.attempt })
+      return 0
+    }
+    // init before the task's logs exist: a refused or failed init leaves nothing under the start task.
     if (cfg.inputPaths === undefined && isStartPlacement(placement)) {
       const init = await initIfNeeded(cfg, p, PARAMS_TASK_ID, io)
       if (init.exitCode !== 0) return init.exitCode
     }
+
+    const task: TaskRef = { flow: p.flow, runId: cfg.runId, step: cfg.step, taskId, attempt: plan.attempt }
+    logs = { logs: new TaskLogs(work), store: p.store, task }
+    const taskLog = logs.logs
+
 
     const inputs = cfg.inputPaths ?? inputPathsText(placement)
     let inputPaths: { inline: string } | { file: string } = { inline: inputs }
@@ -72,7 +85,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
       io.log(`input paths of ${inputs.length} bytes go to Metaflow through --input-paths-filename`)
       inputPaths = { file: await writeInputPathsFile(work, inputs) }
     }
-    io.log(`running ${p.flow}/${cfg.runId}/${cfg.step}/${taskId} attempt ${cfg.retryCount}`)
+    io.log(`running ${p.flow}/${cfg.runId}/${cfg.step}/${taskId} attempt ${task.attempt}`)
     const started = Date.now()
     const result = await runProcess(p.python, stepArgs(p.top, {
       step: cfg.step,
@@ -80,7 +93,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
       taskId,
       inputPaths,
       splitIndex: cfg.splitIndex,
-      retryCount: cfg.retryCount,
+      retryCount: task.attempt,
       maxUserCodeRetries: cfg.maxUserCodeRetries,
       tags: cfg.tags,
     }), {
@@ -109,6 +122,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
 
 /** Runs `init` for the run's parameters task; returns its exit code. */
 export async function runInit(cfg: InitConfig, io: Io): Promise<number> {
+  checkNames(cfg)
   const taskId = cfg.taskId ?? PARAMS_TASK_ID
   checkId('--task-id', taskId)
   const work = await makeWorkDir(cfg)
@@ -126,8 +140,13 @@ export async function runInit(cfg: InitConfig, io: Io): Promise<number> {
   }
 }
 
+/** Every name that becomes a path component in the datastore, checked before anything is written. */
 function placementOf(cfg: StepConfig): Placement {
-  checkId('--run-id', cfg.runId)
+  checkNames(cfg)
+  checkName('step', cfg.step, badStepNameReason)
+  for (const parent of cfg.parents) checkName('--parent', parent, badStepNameReason)
+  if (cfg.joinForeach !== undefined) checkName('--join-foreach', cfg.joinForeach, badStepNameReason)
+  if (cfg.inputPaths !== undefined) checkInputPaths(cfg.inputPaths)
   if (cfg.retryCount < 0 || cfg.retryCount >= METAFLOW_MAX_ATTEMPTS) {
     throw new AgentError('usage', `failed to accept --retry-count ${cfg.retryCount}: Metaflow allows 0 to ${METAFLOW_MAX_ATTEMPTS - 1}`, {
       hint: `keep the template's retry limit below ${METAFLOW_MAX_ATTEMPTS}`,
@@ -153,9 +172,52 @@ function placementOf(cfg: StepConfig): Placement {
   }
 }
 
+function checkNames(cfg: TaskConfig): void {
+  checkId('--run-id', cfg.runId)
+  if (cfg.flowName !== undefined) checkName('--flow-name', cfg.flowName, badIdentifierReason)
+}
+
 function checkId(flag: string, id: string): void {
   const reason = badIdReason(id)
-  if (reason) throw new AgentError('usage', `failed to accept ${flag} ${JSON.stringify(id)}: ${reason}`, { hint: 'use letters, digits, - and _' })
+  if (!reason) return
+  const hint = id.includes('{{') ? 'on KFP 2.4 or older, pass a run id the pipeline makes itself, e.g. from {{workflow.uid}}, or upgrade KFP' : 'use letters, digits, - and _'
+  throw new AgentError('usage', `failed to accept ${flag} ${JSON.stringify(id)}: ${reason}`, { hint })
+}
+
+function checkName(what: string, name: string, why: (name: string) => string | undefined): void {
+  const reason = why(name)
+  const hint = what === '--flow-name' ? 'name the FlowSpec class as the flow file does' : 'name a step of the flow as its method is named'
+  if (reason) throw new AgentError('usage', `failed to accept ${what} ${JSON.stringify(name)}: ${reason}`, { hint })
+}
+
+function checkInputPaths(text: string): void {
+  let reason: string | undefined
+  try {
+    reason = badInputPathsReason(decompressInputPaths(text))
+  } catch (err) {
+    reason = describeError(err)
+  }
+  if (reason) throw new AgentError('usage', `failed to accept --input-paths: ${reason}`, { hint: "give parents as RUN/STEP/TASK in Metaflow's syntax, or leave --input-paths out" })
+}
+
+/** The attempt this run of the task is (attempts.ts says why it is not always --retry-count). */
+async function attemptFor(cfg: StepConfig, p: Prepared, taskId: string, io: Io): Promise<Exclude<AttemptPlan, { kind: 'exhausted' }>> {
+  const task = { flow: p.flow, runId: cfg.runId, step: cfg.step, taskId }
+  const path = `${cfg.runId}/${cfg.step}/${taskId}`
+  let plan: AttemptPlan
+  try {
+    plan = await planAttempt(p.store, task, cfg.retryCount)
+  } catch (err) {
+    throw new AgentError('outputs', `failed to read the earlier attempts of ${path} from ${p.store.root}`, { cause: err, hint: 'check the datastore root and access to it' })
+  }
+  if (plan.kind === 'exhausted') {
+    throw new AgentError('usage', `failed to run ${path}: its attempts 0 to ${plan.latest} ran and the last did not succeed; Metaflow allows ${METAFLOW_MAX_ATTEMPTS}`, {
+      hint: 'start a new run with a new --run-id',
+    })
+  }
+  if (plan.kind === 'done') io.log(`${path} attempt ${plan.attempt} already succeeded; publishing its outputs without running the step again`)
+  else if (plan.attempt !== cfg.retryCount) io.log(`attempt ${cfg.retryCount} was asked for, but attempts up to ${plan.attempt - 1} exist; running as attempt ${plan.attempt}, as a retry would`)
+  return plan
 }
 
 async function makeWorkDir(cfg: TaskConfig): Promise<string> {
@@ -195,8 +257,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     store: openStore(cfg.datastore, datastoreRoot, aws.store),
     top: { flowPath: code.flowPath, datastore: cfg.datastore, datastoreRoot, metadata: cfg.metadata },
     // The credentials stage: from here on the step gets the role from the agent's endpoint.
-    // cardSetup makes @card write under the datastore root, not in the work dir.
-    env: { ...(await aws.stepEnv(env, work)), ...(await cardSetup(cfg.datastore, datastoreRoot, code.codeDir, io.env)) },
+    env: await aws.stepEnv(env, work),
     aws,
     python,
   }
@@ -209,6 +270,8 @@ async function initIfNeeded(cfg: TaskConfig, p: Prepared, taskId: string, io: Io
     io.log(`parameters task ${cfg.runId}/_parameters/${taskId} exists; not running init again`)
     return { exitCode: 0 }
   }
+  // Only here, with parameters given: a step that is not the start, or a retried start, pays nothing.
+  if (Object.keys(cfg.params).length > 0) await checkParamNames(cfg, p, io)
   io.log(`initialising run ${cfg.runId} with ${Object.keys(cfg.params).length} parameter(s)`)
   const result = await runProcess(p.python, initArgs(p.top, cfg.runId, taskId, cfg.tags), {
     cwd: p.code.codeDir,
@@ -220,6 +283,34 @@ async function initIfNeeded(cfg: TaskConfig, p: Prepared, taskId: string, io: Io
   if (result.exitCode !== 0) io.log(`init ${describeExit(result)}`)
   else await p.aws.syncMetadata(params)
   return result
+}
+
+/**
+ * Refuses a parameter the flow does not declare (click would ignore its METAFLOW_INIT_ variable
+ * and the run would silently take the default) and a required one left out. The flow's
+ * parameters come from Metaflow itself; if it cannot load the flow, init reports why.
+ */
+async function checkParamNames(cfg: TaskConfig, p: Prepared, io: Io): Promise<void> {
+  let info: FlowInfo
+  try {
+    info = await readFlowInfo({ python: p.python, flowPath: p.code.flowPath, flowName: p.flow, env: p.env })
+  } catch (err) {
+    io.log(`warning: could not list the flow's parameters, so init checks them itself: ${describeError(err)}`)
+    return
+  }
+  const names = info.parameters.map((q) => q.name)
+  const known = new Set(names.map(paramKey))
+  const hint = 'check the spelling, Metaflow matches names case-insensitively, or leave it out'
+  for (const name of Object.keys(cfg.params)) {
+    if (known.has(paramKey(name))) continue
+    const has = names.length > 0 ? `its parameters are ${names.join(', ')}` : 'it has no parameters'
+    throw new AgentError('usage', `failed to accept parameter ${name}: ${p.flow} has no parameter of that name; ${has}`, { hint })
+  }
+  const given = new Set(Object.keys(cfg.params).map(paramKey))
+  const missing = info.parameters.filter((q) => q.required && !given.has(paramKey(q.name)) && !p.env[initParamVar(q.name)]).map((q) => q.name)
+  if (missing.length > 0) {
+    throw new AgentError('usage', `failed to initialise run ${cfg.runId}: ${p.flow} requires ${missing.join(', ')}`, { hint: 'pass each as --param NAME=VALUE' })
+  }
 }
 
 async function readDone(store: ObjectStore, t: TaskRef): Promise<boolean> {
