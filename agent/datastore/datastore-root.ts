@@ -1,10 +1,12 @@
 // Decides where the Metaflow datastore lives and opens it, so the agent and the step agree.
 import { existsSync } from 'node:fs'
+import { symlink } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import type { Datastore, TaskConfig } from '../config.js'
 import type { ObjectStore } from './datastore.js'
 import { LocalStore } from './datastore.js'
 import { AgentError } from '../errors.js'
+import { makeDirs } from '../make-dirs.js'
 
 /**
  * The local root follows Metaflow's own rule so its client finds the run from the same
@@ -30,6 +32,36 @@ export function resolveDatastoreRoot(cfg: Pick<TaskConfig, 'datastore' | 'datast
     if (dirname(dir) === dir) break
   }
   return join(resolve(io.cwd), '.metaflow')
+}
+
+/** The folder under the datastore root where Metaflow keeps cards (metaflow_config.CARD_SUFFIX). */
+export const CARD_SUFFIX = 'mf.cards'
+
+/**
+ * Makes @card write where Metaflow's readers look; returns variables for the step's environment.
+ * Metaflow's client (`get_cards`) reads `<ds-root>/mf.cards`, ds-root being the root the task
+ * wrote to. The writer, `flow.py card create` (which @card starts in the step's folder), takes
+ * on S3 CARD_S3ROOT, by default `$METAFLOW_DATASTORE_SYSROOT_S3/mf.cards`, so it is set from the
+ * root the agent resolved, which may have come from a flag. Locally it takes the `.metaflow`
+ * found upwards from its working directory, the code folder in the temporary work dir, where
+ * cards were deleted with it. Why a `.metaflow` link in the code folder rather than
+ * METAFLOW_CARD_LOCALROOT: Metaflow 2.19's CardDatastore.get_storage_root returns None when
+ * CARD_LOCALROOT is set, and the cards then go to `<root>/<Flow>/runs/…`, where no reader looks.
+ * The link also gives `card create` the local metadata root it needs. A card root the user set,
+ * or a `.metaflow` the code package ships, is left alone, as Metaflow would.
+ */
+export async function cardSetup(datastore: Datastore, root: string, codeDir: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+  if (datastore === 's3') return env.METAFLOW_CARD_S3ROOT ? {} : { METAFLOW_CARD_S3ROOT: `${root.replace(/\/+$/, '')}/${CARD_SUFFIX}` }
+  if (env.METAFLOW_CARD_LOCALROOT) return {}
+  const link = join(codeDir, '.metaflow')
+  if (existsSync(link)) return {}
+  try {
+    await makeDirs(root)
+    await symlink(root, link, 'dir')
+  } catch {
+    // A root that cannot be made fails the step itself, with Metaflow's own message; cards are not worth a second one.
+  }
+  return {}
 }
 
 /** The local store, or the S3 store that aws-task.ts opened with the role's credentials. */
