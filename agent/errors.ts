@@ -71,9 +71,25 @@ export function redactUrl(raw: string): string {
       u.username = '***'
       u.password = ''
     }
-    if (u.search) u.search = '?…'
-    return u.toString()
+    // Appended, not assigned: URL would percent-encode the ellipsis to %E2%80%A6.
+    const query = u.search ? '?…' : ''
+    u.search = ''
+    u.hash = ''
+    return u.toString() + query
   } catch {
     return raw.replace(/\?.*$/, '?…')
+  }
+}
+
+/**
+ * The reason a task's AbortSignal carries when the agent got SIGTERM, SIGINT or SIGHUP before
+ * its step process existed: whatever the agent started stops and cleans up, and main() exits 128+N.
+ */
+export class Interrupted extends Error {
+  readonly signal: NodeJS.Signals
+  constructor(signal: NodeJS.Signals) {
+    super(`stopped by ${signal}`)
+    this.name = 'Interrupted'
+    this.signal = signal
   }
 }

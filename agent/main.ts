@@ -1,6 +1,8 @@
 // The entrypoint: parse, run, and map every outcome to an exit code in one place.
+import { getEventListeners } from 'node:events'
+import { constants as osConstants } from 'node:os'
 import { parseArgs } from './cli.js'
-import { AgentError, ExitCode, describeError } from './errors.js'
+import { AgentError, ExitCode, Interrupted, describeError } from './errors.js'
 import { runInit, runStep } from './step/run-step.js'
 import { applySettings, describeSettings, resolveSettings } from './settings.js'
 import type { Io } from './step/run-step.js'
@@ -29,6 +31,12 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
     const cfg = applySettings(parsed.config, settings, io.env)
     return cfg.command === 'init' ? await runInit(cfg, io) : await runStep(cfg, io)
   } catch (err) {
+    // Stopped before the step existed: what failed, failed because of the signal; the task cleaned up.
+    if (io.signal?.aborted && io.signal.reason instanceof Interrupted) {
+      const sig = io.signal.reason.signal
+      io.log(`error: failed to finish the task: ${io.signal.reason.message} before the step ran (the download, install and work folder were cleaned up)`)
+      return 128 + osConstants.signals[sig]
+    }
     const agentErr = err instanceof AgentError ? err : new AgentError('internal', 'failed unexpectedly', { cause: err, hint: 'please report this with the log above' })
     const cause = agentErr.cause === undefined ? '' : `: ${describeError(agentErr.cause)}`
     const hint = agentErr.hint ? ` (${agentErr.hint})` : ''
@@ -50,6 +58,23 @@ if (require.main === module) {
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     cwd: process.cwd(),
   }
+  // SIGTERM/SIGINT/SIGHUP stop a task that is still fetching, installing or starting: its
+  // signal aborts, it cancels what it started and removes its work folder, and main() exits
+  // 128+N. Once the step runs, step-process forwards the signal to the step's group (and the
+  // agent waits for it). A command with no task listening (config, run-local) keeps Node's
+  // default: death by the signal.
+  const stop = new AbortController()
+  io.signal = stop.signal
+  const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP']
+  const onStop = (sig: NodeJS.Signals) => {
+    if (getEventListeners(stop.signal, 'abort').length === 0) {
+      for (const s of STOP_SIGNALS) process.off(s, onStop)
+      process.kill(process.pid, sig)
+      return
+    }
+    if (!stop.signal.aborted) stop.abort(new Interrupted(sig))
+  }
+  for (const s of STOP_SIGNALS) process.on(s, onStop)
   main(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code

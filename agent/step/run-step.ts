@@ -1,5 +1,5 @@
 // The recipe of one task: role, fetch, runtime, credentials, init, step, outputs, logs; the "always" work sits in finally.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { openAws } from '../aws/aws-task.js'
@@ -36,6 +36,8 @@ export interface Io {
   stderr: (line: Buffer) => void | Promise<void>
   env: NodeJS.ProcessEnv
   cwd: string
+  /** aborted (with an Interrupted reason) when the agent is told to stop before its step runs */
+  signal?: AbortSignal | undefined
 }
 
 /** Everything a task needs once its code and runtime are in place. */
@@ -55,7 +57,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
   const placement = placementOf(cfg)
   const taskId = cfg.taskId ?? taskIdFor(cfg.step, positionOf(placement))
   checkId('--task-id', taskId)
-  const work = await makeWorkDir(cfg)
+  const work = await makeWorkDir(cfg, io)
   let logs: { logs: TaskLogs; store: ObjectStore; task: TaskRef } | undefined
   let aws: AwsTask | undefined
   let metadataSaved = false
@@ -116,7 +118,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     // After a failed step the metadata is still worth keeping, but its loss must not mask the failure.
     if (aws && logs && !metadataSaved) await aws.syncMetadata(logs.task).catch((err: unknown) => io.log(`warning: ${describeError(err)}`))
     await aws?.close()
-    if (!cfg.keepWorkDir && cfg.workDir === undefined) await rm(work, { recursive: true, force: true })
+    await removeWorkDir(cfg, work, io)
   }
 }
 
@@ -125,7 +127,7 @@ export async function runInit(cfg: InitConfig, io: Io): Promise<number> {
   checkNames(cfg)
   const taskId = cfg.taskId ?? PARAMS_TASK_ID
   checkId('--task-id', taskId)
-  const work = await makeWorkDir(cfg)
+  const work = await makeWorkDir(cfg, io)
   let aws: AwsTask | undefined
   try {
     aws = await openAws(cfg, io, { runId: cfg.runId, name: taskId })
@@ -136,7 +138,7 @@ export async function runInit(cfg: InitConfig, io: Io): Promise<number> {
     return 0
   } finally {
     await aws?.close()
-    if (!cfg.keepWorkDir && cfg.workDir === undefined) await rm(work, { recursive: true, force: true })
+    await removeWorkDir(cfg, work, io)
   }
 }
 
@@ -220,8 +222,41 @@ async function attemptFor(cfg: StepConfig, p: Prepared, taskId: string, io: Io):
   return plan
 }
 
-async function makeWorkDir(cfg: TaskConfig): Promise<string> {
-  return cfg.workDir ? resolve(cfg.workDir) : mkdtemp(join(tmpdir(), 'metaflow-kfp-'))
+/** While a task owns a work folder it listens on io.signal: main() sees the listener and lets the task clean up. */
+const stopListeners = new Map<string, () => void>()
+
+/**
+ * The task's own folder: a fresh one under --work-dir (or the temp dir), never the folder
+ * itself, so that cleaning up can only remove what this task made.
+ */
+async function makeWorkDir(cfg: TaskConfig, io: Io): Promise<string> {
+  const work = await newWorkDir(cfg, io)
+  const onStop = () => io.log(`${(io.signal?.reason as Error).message}: stopping what the task started and removing its work folder`)
+  io.signal?.addEventListener('abort', onStop, { once: true })
+  stopListeners.set(work, () => io.signal?.removeEventListener('abort', onStop))
+  return work
+}
+
+async function newWorkDir(cfg: TaskConfig, io: Io): Promise<string> {
+  if (!cfg.workDir) return mkdtemp(join(tmpdir(), 'metaflow-kfp-'))
+  const parent = resolve(io.cwd, cfg.workDir)
+  try {
+    // One level only: a recursive mkdir spins forever on Node 20 under e.g. /proc.
+    await mkdir(parent).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err
+    })
+    return await mkdtemp(join(parent, 'metaflow-kfp-'))
+  } catch (err) {
+    throw new AgentError('usage', `failed to create a work folder in --work-dir ${parent}`, { cause: err, hint: 'point --work-dir at a writable folder' })
+  }
+}
+
+/** Removes the task's own folder unless --keep-work-dir asks to keep it. */
+async function removeWorkDir(cfg: TaskConfig, work: string, io: Io): Promise<void> {
+  stopListeners.get(work)?.()
+  stopListeners.delete(work)
+  if (cfg.keepWorkDir) io.log(`kept the work folder ${work}`)
+  else await rm(work, { recursive: true, force: true })
 }
 
 /** Fetch the code, make sure the runtime is there, serve the credentials, and learn the flow's name and datastore. */
@@ -229,16 +264,29 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
   const env = stepEnv(io.env, cfg.user)
   const python = cfg.python.includes('/') ? resolve(io.cwd, cfg.python) : cfg.python
   // The runtime check is one Python start; it overlaps the download instead of following it.
-  const [code, runtime] = await Promise.all([
-    fetchCode({ ...cfg.code, workDir: work, minDelayMs: 1000, maxDelayMs: 30_000, openers: aws.openers, log: io.log }),
-    timed(() => ensureRuntime({
-      python,
-      requirement: parseRequirement(cfg.runtime),
-      alsoNeeds: cfg.datastore === 's3' ? ['boto3'] : [],
-      env,
-      log: io.log,
-    })),
-  ])
+  // When either half fails (or the agent is stopped), the other is cancelled and awaited, so
+  // no installer outlives the error line and nothing is left writing into the work dir.
+  const halves = new AbortController()
+  const signal = io.signal ? AbortSignal.any([io.signal, halves.signal]) : halves.signal
+  const fetching = fetchCode({ ...cfg.code, workDir: work, minDelayMs: 1000, maxDelayMs: 30_000, openers: aws.openers, log: io.log, signal })
+  const checking = timed(() => ensureRuntime({
+    python,
+    requirement: parseRequirement(cfg.runtime),
+    alsoNeeds: cfg.datastore === 's3' ? ['boto3'] : [],
+    env,
+    log: io.log,
+    signal,
+  }))
+  let code: FetchedCode
+  let runtime: Awaited<typeof checking>
+  try {
+    ;[code, runtime] = await Promise.all([fetching, checking])
+  } catch (err) {
+    halves.abort(err)
+    await Promise.allSettled([fetching, checking])
+    if (io.signal?.aborted) throw io.signal.reason
+    throw err
+  }
   io.log(`fetched ${code.bytes} bytes, sha256 ${code.sha256}`)
   io.log(runtime.value.installed
     ? `installed metaflow ${runtime.value.version} with ${runtime.value.installer} in ${runtime.ms} ms`
