@@ -1,7 +1,7 @@
 // Decides where the Metaflow datastore lives and opens it, so the agent and the step agree.
 import { existsSync } from 'node:fs'
 import { symlink } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import type { Datastore, TaskConfig } from '../config.js'
 import type { ObjectStore } from './datastore.js'
 import { LocalStore } from './datastore.js'
@@ -47,21 +47,23 @@ export const CARD_SUFFIX = 'mf.cards'
  * cards were deleted with it. Why a `.metaflow` link in the code folder rather than
  * METAFLOW_CARD_LOCALROOT: Metaflow 2.19's CardDatastore.get_storage_root returns None when
  * CARD_LOCALROOT is set, and the cards then go to `<root>/<Flow>/runs/…`, where no reader looks.
- * The link also gives `card create` the local metadata root it needs. A card root the user set,
+ * The link also gives `card create` the local metadata root it needs, and METAFLOW_DATASTORE_SYSROOT_LOCAL,
+ * which it prefers, is made to agree with the root. A card root the user set,
  * or a `.metaflow` the code package ships, is left alone, as Metaflow would.
  */
 export async function cardSetup(datastore: Datastore, root: string, codeDir: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
   if (datastore === 's3') return env.METAFLOW_CARD_S3ROOT ? {} : { METAFLOW_CARD_S3ROOT: `${root.replace(/\/+$/, '')}/${CARD_SUFFIX}` }
-  if (env.METAFLOW_CARD_LOCALROOT) return {}
+  // `card create` reads the task back through Metaflow's local metadata, rooted at this variable when it is set.
+  const sysroot: Record<string, string> = basename(root) === '.metaflow' ? { METAFLOW_DATASTORE_SYSROOT_LOCAL: dirname(root) } : {}
   const link = join(codeDir, '.metaflow')
-  if (existsSync(link)) return {}
+  if (env.METAFLOW_CARD_LOCALROOT || existsSync(link)) return sysroot
   try {
     await makeDirs(root)
     await symlink(root, link, 'dir')
   } catch {
     // A root that cannot be made fails the step itself, with Metaflow's own message; cards are not worth a second one.
   }
-  return {}
+  return sysroot
 }
 
 /** The local store, or the S3 store that aws-task.ts opened with the role's credentials. */
