@@ -102,6 +102,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
       cwd: p.code.codeDir,
       env: p.env,
       graceMs: cfg.graceMs,
+      signal: io.signal,
       stdout: (line) => chain(io.stdout(line), taskLog.write('stdout', line)),
       stderr: (line) => chain(io.stderr(line), taskLog.write('stderr', line)),
     })
@@ -325,6 +326,7 @@ async function initIfNeeded(cfg: TaskConfig, p: Prepared, taskId: string, io: Io
     cwd: p.code.codeDir,
     env: { ...p.env, ...initParamEnv(cfg.params) },
     graceMs: cfg.graceMs,
+    signal: io.signal,
     stdout: io.stdout,
     stderr: io.stderr,
   })

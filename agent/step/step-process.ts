@@ -29,6 +29,12 @@ export interface RunProcessOptions {
   /** the signals to forward; the process object to listen on (tests pass their own) */
   signals?: readonly NodeJS.Signals[]
   signalSource?: NodeJS.EventEmitter
+  /**
+   * The task's stop signal. Once aborted, nothing is spawned and its reason is thrown: a stop
+   * that came between the download and the step would otherwise be lost, and the step run in
+   * full. A running child learns of a stop from the forwarded signal instead.
+   */
+  signal?: AbortSignal | undefined
 }
 
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP']
@@ -41,6 +47,7 @@ const MAX_LINE = 1 << 20
  * agent go to the whole group; SIGKILL follows after the grace period.
  */
 export async function runProcess(command: string, args: readonly string[], opts: RunProcessOptions): Promise<ProcessResult> {
+  opts.signal?.throwIfAborted()
   const child = spawn(command, args, {
     cwd: opts.cwd,
     env: opts.env,

@@ -75,6 +75,18 @@ describe('runProcess', () => {
     expect(Date.now() - started).toBeLessThan(5000)
   })
 
+  it('starts nothing once the task was stopped (a stop between the download and the step was lost, and the step ran in full)', async () => {
+    const dir = tempDir()
+    const stop = new AbortController()
+    const reason = new Error('stopped by SIGTERM')
+    stop.abort(reason)
+    const marker = join(dir, 'ran')
+    const err = await runProcess('sh', ['-c', `touch ${marker}`], { cwd: dir, env: process.env, graceMs: 1000, signal: stop.signal, ...sinks() }).catch((e: unknown) => e)
+    expect(err).toBe(reason)
+    await new Promise((r) => setTimeout(r, 200))
+    expect(existsSync(marker)).toBe(false)
+  })
+
   it('keeps lines whole however the bytes arrive and cuts none short', async () => {
     const s = sinks()
     const script = 'import sys, time\nfor i in range(3):\n    sys.stdout.write("part%d-" % i); sys.stdout.flush(); time.sleep(0.05)\nprint("end")\nprint("x" * 200000)'
