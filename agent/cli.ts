@@ -58,8 +58,8 @@ function taskOptions(y: Argv) {
     .option('params-json', { type: 'string', group: 'Task:', describe: 'flow parameters for init as one JSON object' })
     .option('output-dir', { type: 'string', group: 'Outputs:', describe: 'write task_id, split_count and splits as files in this folder' })
     .option('output', { type: 'string', array: true, default: [], group: 'Outputs:', describe: `write one output to a path, NAME=PATH (repeatable; ${OUTPUT_NAMES.join(', ')})` })
-    .option('work-dir', { type: 'string', group: 'Process:', describe: 'where to put the code (default: a fresh temp folder, removed afterwards)' })
-    .option('keep-work-dir', { type: 'boolean', default: false, group: 'Process:', describe: 'keep the temp work folder' })
+    .option('work-dir', { type: 'string', group: 'Process:', describe: 'the folder the task makes its own work folder in (default: the temp dir); nothing else in it is touched' })
+    .option('keep-work-dir', { type: 'boolean', default: false, group: 'Process:', describe: "keep the task's work folder instead of removing it at the end" })
     .option('grace-period', { type: 'number', default: DEFAULTS.graceMs / 1000, group: 'Process:', describe: 'seconds between forwarding SIGTERM and sending SIGKILL (0 to 86400)' })
 }
 
