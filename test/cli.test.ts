@@ -85,6 +85,13 @@ describe('parseArgs', () => {
     expect(() => attempt([], { KFP_RETRY_INDEX: 'two' })).toThrow(/KFP_RETRY_INDEX/)
   })
 
+  it('takes seconds with fractions and turns them into milliseconds', () => {
+    const p = parseArgs(['step', 'x', ...base, '--grace-period', '0.5', '--code-timeout', '86400'])
+    if (p.kind !== 'run') throw new Error('not run')
+    expect(p.config.graceMs).toBe(500)
+    expect(p.config.code.timeoutMs).toBe(86_400_000)
+  })
+
   it('reads flow parameters as NAME=VALUE and as JSON', () => {
     const p = parseArgs(['init', ...base, '--param', 'a=1=2', '--params-json', '{"b": [1, 2], "c": "x"}'])
     if (p.kind !== 'run') throw new Error('not run')
@@ -97,6 +104,17 @@ describe('parseArgs', () => {
     ['--params-json that is not an object', ['--params-json', '[1]']],
     ['a negative split index', ['--split-index', '-1']],
     ['a split path with words', ['--split-path', '1,a']],
+    ['--grace-period past a day, which overflowed Node\'s timer', ['--grace-period', '3000000']],
+    ['--code-timeout Infinity', ['--code-timeout', 'Infinity']],
+    ['--code-timeout 0', ['--code-timeout', '0']],
+    ['--code-max-bytes 1e20', ['--code-max-bytes', '1e20']],
+    ['--num-splits 0, which crashed Metaflow', ['--join-foreach', 'a', '--num-splits', '0']],
+    ['--num-splits that is not a number', ['--join-foreach', 'a', '--num-splits', 'four']],
+    ['--retry-count 6, past Metaflow\'s attempts', ['--retry-count', '6']],
+    ['--run-id given twice', ['--run-id', 'kfp-2']],
+    ['an empty --tag', ['--tag', '']],
+    ['a --tag longer than Metaflow takes', ['--tag', 'x'.repeat(501)]],
+    ['one parameter under two spellings', ['--param', 'a-b=1', '--param', 'A_B=2']],
   ] as const) {
     it(`refuses ${why} as a usage error`, () => {
       let err: unknown

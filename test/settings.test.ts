@@ -121,3 +121,19 @@ describe('describeSettings', () => {
     expect(text).not.toContain('sig=abc')
   })
 })
+
+describe('profile values', () => {
+  it('refuses a profile value that is not a string, which was read as [object Object] or s3, naming the file and key', () => {
+    for (const [key, value, kind] of [['METAFLOW_USER', { a: 1 }, 'an object'], ['METAFLOW_DEFAULT_DATASTORE', ['s3'], 'a list'], ['METAFLOW_AWS_S3_REGION', true, 'a boolean']] as const) {
+      const home = homeWithProfile('bad', JSON.stringify({ [key]: value }))
+      const err = usageError(() => resolveSettings({}, { METAFLOW_PROFILE: 'bad' }, home))
+      expect(err.exitCode).toBe(64)
+      expect(err.message).toBe(`failed to read ${key} from the Metaflow profile ${join(home, '.metaflowconfig', 'config_bad.json')}: it is ${kind}, not a string`)
+    }
+  })
+
+  it('lets a flag or the environment stand in for a profile key of the wrong type', () => {
+    const home = homeWithProfile('bad', JSON.stringify({ METAFLOW_USER: { a: 1 } }))
+    expect(resolveSettings({ METAFLOW_USER: 'alice' }, { METAFLOW_PROFILE: 'bad' }, home).values.METAFLOW_USER.value).toBe('alice')
+  })
+})

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { badIdReason, inputPathsFor, inputPathsText, isStartPlacement, positionOf, taskIdFor } from '../../agent/step/task-ids'
+import { badIdReason, badIdentifierReason, badInputPathsReason, badStepNameReason, inputPathsFor, inputPathsText, isStartPlacement, positionOf, taskIdFor } from '../../agent/step/task-ids'
 
 const base = { runId: 'kfp-r', splitPath: [], parents: [] as string[] }
 
@@ -16,6 +16,32 @@ describe('task ids', () => {
     expect(badIdReason('a/b')).toMatch(/forbid|contains/)
     expect(badIdReason('a:b')).toBeDefined()
     expect(badIdReason('')).toBeDefined()
+  })
+
+  it('refuse what would leave or hide in the datastore folder, and KFP placeholders left unresolved', () => {
+    expect(badIdReason('..')).toMatch(/names a folder/)
+    expect(badIdReason('.')).toMatch(/names a folder/)
+    expect(badIdReason('.x')).toMatch(/starts with a dot/)
+    expect(badIdReason('kfp-{{$.pipeline_job_uuid}}')).toMatch(/KFP 2\.4 and older/)
+    expect(badIdReason('a b')).toMatch(/characters other than/)
+    expect(badIdReason('a\\b')).toMatch(/characters other than/)
+    expect(badIdReason('x'.repeat(256))).toMatch(/255 bytes/)
+    expect(badIdReason('kfp-3f2a.b_c')).toBeUndefined()
+    expect(badIdReason('kfp-é')).toBeUndefined()
+  })
+
+  it('take step and flow names that are Python identifiers, Unicode ones included, and keep _parameters for Metaflow', () => {
+    for (const ok of ['start', '_private', 'étape', 'Step2']) expect(badStepNameReason(ok)).toBeUndefined()
+    for (const bad of ['', '2nd', 'a-b', '../x', 'a.b', 'a b']) expect(badStepNameReason(bad)).toBeDefined()
+    expect(badStepNameReason('_parameters')).toMatch(/reserves/)
+    expect(badIdentifierReason('HelloFlow')).toBeUndefined()
+  })
+
+  it('read given input paths only when each is RUN/STEP/TASK inside the datastore', () => {
+    expect(badInputPathsReason(['kfp-r/start/start', '1/_parameters/2'])).toBeUndefined()
+    expect(badInputPathsReason(['kfp-r/../start'])).toMatch(/unsafe/)
+    expect(badInputPathsReason(['kfp-r/start'])).toMatch(/not RUN\/STEP\/TASK/)
+    expect(badInputPathsReason([])).toBeDefined()
   })
 
   it('put the split index after the split path', () => {
