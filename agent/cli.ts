@@ -98,7 +98,7 @@ export function buildParser(argv: readonly string[]) {
         .option('param', { type: 'string', array: true, default: [], describe: 'a pipeline input or workflow parameter, NAME=VALUE (repeatable)' })
         .option('parallelism', { type: 'number', default: 4, describe: 'how many tasks run at once' })
         .option('python', { type: 'string', default: DEFAULTS.python, describe: 'the Python interpreter that runs the flow' })
-        .option('datastore-root', { type: 'string', describe: 'the local datastore root, the .metaflow folder (default: ./.metaflow)' })
+        .option('datastore-root', { type: 'string', describe: 'the local datastore root, the .metaflow folder (default: $METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above, else ./.metaflow)' })
         .example('$0 run-local pipeline-templates/foreach_flow.kfp.yaml --code-url file://$PWD/pipeline-templates/flows/foreach_flow.py', 'run the foreach template'),
     )
     .command('generate <flow>', 'write a KFP v2 pipeline (or an Argo Workflow) that runs the flow, read through Metaflow', (y) =>

@@ -24,7 +24,12 @@ export function resolveDatastoreRoot(cfg: Pick<TaskConfig, 'datastore' | 'datast
     }
     return root
   }
-  if (cfg.datastoreRoot) return resolve(io.cwd, cfg.datastoreRoot)
+  return resolveLocalDatastoreRoot(cfg.datastoreRoot, io)
+}
+
+/** The local half of resolveDatastoreRoot, shared with run-local so both put a run where Metaflow's client looks. */
+export function resolveLocalDatastoreRoot(datastoreRoot: string | undefined, io: { env: NodeJS.ProcessEnv; cwd: string }): string {
+  if (datastoreRoot) return resolve(io.cwd, datastoreRoot)
   const sysroot = io.env.METAFLOW_DATASTORE_SYSROOT_LOCAL
   if (sysroot) return join(resolve(io.cwd, sysroot), '.metaflow')
   for (let dir = resolve(io.cwd); ; dir = dirname(dir)) {

@@ -4,6 +4,7 @@ import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { argoParamNames, runArgo } from './argo-local.js'
+import { resolveLocalDatastoreRoot } from '../datastore/datastore-root.js'
 import { AgentError } from '../errors.js'
 import { kfpInputNames, runKfp } from './kfp-local.js'
 import { LocalTasks, RunStopped, TaskFailed } from './local-task.js'
@@ -19,7 +20,7 @@ export interface RunLocalConfig {
   params: Record<string, string>
   parallelism: number
   python: string
-  /** the local datastore root (the .metaflow folder); default ./.metaflow */
+  /** the local datastore root (the .metaflow folder); default as the step command decides it */
   datastoreRoot?: string | undefined
 }
 
@@ -36,7 +37,8 @@ const LOG_TAIL_LINES = 200
 /** Runs the template; returns 0, or the failed task's exit code. */
 export async function runLocal(cfg: RunLocalConfig, io: Io, deps: RunLocalDeps): Promise<number> {
   const template = await loadTemplate(resolve(io.cwd, cfg.template))
-  const datastoreRoot = resolve(io.cwd, cfg.datastoreRoot ?? '.metaflow')
+  // The step command's rule: --datastore-root, else $METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else Metaflow's search.
+  const datastoreRoot = resolveLocalDatastoreRoot(cfg.datastoreRoot, io)
   const runUuid = (deps.newUuid ?? randomUUID)()
   const runId = `kfp-${runUuid}`
   const now = deps.now ?? Date.now

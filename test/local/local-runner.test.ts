@@ -168,6 +168,33 @@ describe('metaflow-kfp run-local', () => {
     expect(r.stderr).toMatch(/error: failed to set workflow parameter alhpa: the workflow has no such parameter \(its parameters are: code-url, alpha, who, count, config\)/)
   })
 
+  it('puts the run under METAFLOW_DATASTORE_SYSROOT_LOCAL as the step command does, where it wrote ./.metaflow and the client found nothing', async () => {
+    const sysroot = tempDir()
+    const cwd = tempDir()
+    const r = await runAgent(['run-local', join(TEMPLATES, 'hello_flow.kfp.yaml'), '--code-url', flowUrl('hello_flow.py'), '--python', PYTHON], {
+      cwd,
+      env: agentEnv({ METAFLOW_DATASTORE_SYSROOT_LOCAL: sysroot }),
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`datastore root ${join(sysroot, '.metaflow')}`)
+    expect(readdirSync(cwd)).toEqual([])
+    // Metaflow's client, configured only by the variable, finds the run.
+    const report = await metaflowRun(pathspecOf(r.stdout), localClientEnv(sysroot))
+    expect(report.successful).toBe(true)
+  })
+
+  it('keeps an explicit --datastore-root above METAFLOW_DATASTORE_SYSROOT_LOCAL', async () => {
+    const sysroot = tempDir()
+    const cwd = tempDir()
+    const r = await runAgent(['run-local', join(TEMPLATES, 'hello_flow.kfp.yaml'), '--code-url', flowUrl('hello_flow.py'), '--python', PYTHON, '--datastore-root', 'here/.metaflow'], {
+      cwd,
+      env: agentEnv({ METAFLOW_DATASTORE_SYSROOT_LOCAL: sysroot }),
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(readdirSync(sysroot)).toEqual([])
+    expect((await metaflowRun(pathspecOf(r.stdout), localClientEnv(join(cwd, 'here')))).successful).toBe(true)
+  })
+
   it('is listed in --help', async () => {
     const { stdout } = await execFileP(AGENT, ['--help'])
     expect(stdout).toMatch(/run-local <template>/)
