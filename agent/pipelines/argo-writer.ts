@@ -75,7 +75,10 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
     for (const p of dag.steps) {
       containers.push(containerTemplate(p))
       const t: Obj = { name: p.task, template: p.task }
-      const deps = dependenciesOf(plan, p)
+      // A foreach join waits for the loop, which waits for the foreach: as in the templates, the
+      // foreach itself is not listed again (Argo reads its split_count as an ancestor's output).
+      const foreachTask = p.numSplitsFrom === undefined ? undefined : plan.byStep.get(p.numSplitsFrom)?.task
+      const deps = dependenciesOf(plan, p).filter((d) => d !== foreachTask)
       if (deps.length > 0) t.dependencies = deps
       const a = stepArguments(p)
       if (a.length > 0) t.arguments = { parameters: a }

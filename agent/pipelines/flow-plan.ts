@@ -68,7 +68,7 @@ export function planFlow(flow: FlowInfo): FlowPlan {
     const clash = seenTasks.get(t) ?? (t.startsWith('for-loop-') ? t : undefined)
     if (clash !== undefined) throw refuse(s.name, `a step name that clashes with ${clash} as a task name (${t})`, 'rename one of the steps')
     seenTasks.set(t, s.name)
-    if (s.parallel) throw refuse(s.name, '@parallel (a gang of tasks started together)', 'run it without @parallel, or as a foreach')
+    if (s.parallel) throw refuse(s.name, s.type === 'foreach' ? 'self.next(..., num_parallel=N) for @parallel' : '@parallel (a gang of tasks started together)', 'run it without @parallel, or as a foreach')
     if (s.type === 'split-switch') throw refuse(s.name, 'a switch (self.next({...}, condition=...))', 'use a static split, or run the flow with python flow.py run')
     if (!['start', 'linear', 'split', 'foreach', 'join', 'end'].includes(s.type)) throw refuse(s.name, `the step type ${s.type}`, 'use linear steps, static splits, foreaches and joins')
   }

@@ -1,0 +1,237 @@
+// metaflow-kfp generate: the templates' wiring for their flows, valid KFP v2 and Argo output, deploy-time semantics, and refusals by name.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import { agentEnv, runAgent } from '../helpers/agent-process'
+import { FIXTURE_FLOWS, FLOWS, REPO } from '../helpers/paths'
+import { useTempDir } from '../helpers/temp-dir'
+import { argoWiring, kfpWiring, metaflowGraph, wiringProblems } from '../helpers/template-wiring'
+import type { StepWiring } from '../helpers/template-wiring'
+import { argoLint, generate, generateFile, kfpCheck } from './generate-checks'
+
+const TEMPLATES = resolve(REPO, 'pipeline-templates')
+const CORPUS = join(FIXTURE_FLOWS, 'generate')
+const TEMPLATE_FLOWS = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_foreach_flow', 'params_flow']
+const SHAPES = ['nested_branch_flow', 'triple_foreach_flow', 'foreach_in_branch_flow', 'branch_in_foreach_flow', 'linear_flow']
+
+type Obj = Record<string, any>
+
+/** The wiring as comparable data: one entry per step, sets sorted. */
+function normalised(w: StepWiring[]) {
+  return w
+    .map((s) => ({ ...s, parents: [...s.parents].sort(), after: [...s.after].sort() }))
+    .sort((a, b) => (a.step < b.step ? -1 : 1))
+}
+
+describe('metaflow-kfp generate', () => {
+  const tempDir = useTempDir()
+
+  describe.each(TEMPLATE_FLOWS)("for the template flow %s", (flow) => {
+    it('wires every step exactly as the hand-written templates do, in both forms', async () => {
+      const dir = tempDir()
+      const file = join(FLOWS, `${flow}.py`)
+      const kfp = await generateFile(file, join(dir, 'p.kfp.yaml'))
+      const argo = await generateFile(file, join(dir, 'p.argo.yaml'), ['--format', 'argo'])
+      expect(normalised(kfpWiring(kfp))).toEqual(normalised(kfpWiring(readFileSync(join(TEMPLATES, `${flow}.kfp.yaml`), 'utf8'))))
+      expect(normalised(argoWiring(argo))).toEqual(normalised(argoWiring(readFileSync(join(TEMPLATES, `${flow}.argo.yaml`), 'utf8'))))
+      // The same pipeline inputs as the template, typed and defaulted alike (code_url aside).
+      const inputs = (text: string) => {
+        const params = { ...(parse(text) as Obj).root.inputDefinitions.parameters }
+        delete params.code_url
+        return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, [(v as Obj).parameterType, (v as Obj).defaultValue]]))
+      }
+      expect(inputs(kfp)).toEqual(inputs(readFileSync(join(TEMPLATES, `${flow}.kfp.yaml`), 'utf8')))
+    })
+  })
+
+  it('notices a template that drifts from what generate writes', async () => {
+    const dir = tempDir()
+    const kfp = await generateFile(join(FLOWS, 'nested_foreach_flow.py'), join(dir, 'p.kfp.yaml'))
+    const drifted = readFileSync(join(TEMPLATES, 'nested_foreach_flow.kfp.yaml'), 'utf8').replace(
+      "split_index: {componentInputParameter: pipelinechannel--outer-splits-loop-item}",
+      "split_index: {componentInputParameter: pipelinechannel--start-splits-loop-item}",
+    )
+    expect(normalised(kfpWiring(kfp))).not.toEqual(normalised(kfpWiring(drifted)))
+  })
+
+  describe('for a corpus of graph shapes', () => {
+    it('writes pipelines the kfp SDK loads strictly, Argo lints strictly, and that wire every step as Metaflow nests it', async () => {
+      const dir = tempDir()
+      const kfpFiles: string[] = []
+      const argoFiles: string[] = []
+      for (const flow of [...SHAPES, ...TEMPLATE_FLOWS]) {
+        const file = existsSync(join(CORPUS, `${flow}.py`)) ? join(CORPUS, `${flow}.py`) : join(FLOWS, `${flow}.py`)
+        const graph = await metaflowGraph(file)
+        const kfp = await generateFile(file, join(dir, `${flow}.kfp.yaml`), ['--code-url', `file://${file}`])
+        const argo = await generateFile(file, join(dir, `${flow}.argo.yaml`), ['--code-url', `file://${file}`, '--format', 'argo'])
+        expect(wiringProblems(kfpWiring(kfp), graph), `${flow} kfp`).toEqual([])
+        expect(wiringProblems(argoWiring(argo), graph), `${flow} argo`).toEqual([])
+        kfpFiles.push(join(dir, `${flow}.kfp.yaml`))
+        argoFiles.push(join(dir, `${flow}.argo.yaml`))
+      }
+      const k = await kfpCheck(kfpFiles)
+      expect(k.output).toBe('ok\n')
+      const a = await argoLint(argoFiles)
+      expect(a.output).toMatch(/no linting errors found/)
+      expect(a.ok).toBe(true)
+    }, 300_000)
+
+    it('nests foreaches three deep with one loop per level and joins from split_count, never a collected list', async () => {
+      const dir = tempDir()
+      const kfp = parse(await generateFile(join(CORPUS, 'triple_foreach_flow.py'), join(dir, 'p.yaml'))) as Obj
+      expect(Object.keys(kfp.components).filter((c) => c.startsWith('comp-for-loop-')).sort()).toEqual(['comp-for-loop-split-x', 'comp-for-loop-split-y', 'comp-for-loop-split-z'])
+      const inner = kfp.deploymentSpec.executors['exec-inner'].container.args as string[]
+      expect(inner[inner.indexOf('--split-path') + 1]).toBe("{{$.inputs.parameters['split_path_0']}},{{$.inputs.parameters['split_path_1']}},{{$.inputs.parameters['split_path_2']}}")
+      expect(JSON.stringify(kfp)).not.toMatch(/Collected|collected/)
+    })
+  })
+
+  describe('carries what the flow decides at deploy time', () => {
+    const linear = join(CORPUS, 'linear_flow.py')
+
+    it('evaluates a function default at generate time, which used to reach the step as None (Metaflow tutorials 01 and 02 failed)', async () => {
+      const dir = tempDir()
+      const kfp = parse(await generateFile(linear, join(dir, 'p.yaml'))) as Obj
+      expect(kfp.root.inputDefinitions.parameters).toMatchObject({
+        tag_name: { parameterType: 'STRING', defaultValue: 'tag-linearflow', description: 'a default computed by a function' },
+        count: { parameterType: 'NUMBER_INTEGER', defaultValue: 3 },
+        ratio: { parameterType: 'NUMBER_DOUBLE', defaultValue: 0.5 },
+        loud: { parameterType: 'BOOLEAN', defaultValue: false },
+        shape: { parameterType: 'STRING', defaultValue: '{"rows": 2}' },
+      })
+      const argo = parse(await generateFile(linear, join(dir, 'a.yaml'), ['--format', 'argo'])) as Obj
+      expect(argo.spec.arguments.parameters).toContainEqual({ name: 'tag_name', value: 'tag-linearflow', description: 'a default computed by a function' })
+    })
+
+    it('sets a default with --param, checked against the parameter type', async () => {
+      const dir = tempDir()
+      const kfp = parse(await generateFile(linear, join(dir, 'p.yaml'), ['--param', 'count=7', '--param', 'loud=true'])) as Obj
+      expect(kfp.root.inputDefinitions.parameters.count.defaultValue).toBe(7)
+      expect(kfp.root.inputDefinitions.parameters.loud.defaultValue).toBe(true)
+      const bad = await generate(linear, ['--param', 'count=seven'])
+      expect(bad.code).toBe(64)
+      expect(bad.stderr.trim()).toBe('metaflow-kfp: error: failed to set parameter count: "seven" is not a whole number (give --param count=VALUE as the flow declares it)')
+      const unknown = await generate(linear, ['--param', 'nope=1'])
+      expect(unknown.code).toBe(64)
+      expect(unknown.stderr).toMatch(/failed to set parameter nope: LinearFlow has no such Parameter/)
+    })
+
+    it('gives @environment variables to the step, which never reached it before', async () => {
+      const dir = tempDir()
+      const kfp = parse(await generateFile(linear, join(dir, 'p.yaml'))) as Obj
+      expect(kfp.deploymentSpec.executors['exec-middle'].container.env).toEqual([{ name: 'GREETING', value: 'hello from @environment' }])
+      expect(kfp.deploymentSpec.executors['exec-start'].container.env).toBeUndefined()
+      const argo = parse(await generateFile(linear, join(dir, 'a.yaml'), ['--format', 'argo'])) as Obj
+      const middle = argo.spec.templates.find((t: Obj) => t.name === 'middle')
+      expect(middle.container.env).toEqual([{ name: 'GREETING', value: 'hello from @environment' }])
+    })
+
+    it('writes @catch and @retry as a retry policy with backoff fields (maxRetryCount alone never retries on KFP 2.14-2.17) and --max-user-code-retries, which stayed 0 so @retry with @catch never retried', async () => {
+      const dir = tempDir()
+      const flow = join(dir, 'retry_flow.py')
+      writeFileSync(flow, [
+        'from metaflow import FlowSpec, catch, retry, step',
+        'class RetryFlow(FlowSpec):',
+        '    @catch(var="e")',
+        '    @retry(times=2, minutes_between_retries=1)',
+        '    @step',
+        '    def start(self):',
+        '        self.next(self.end)',
+        '    @step',
+        '    def end(self):',
+        '        pass',
+        'if __name__ == "__main__":',
+        '    RetryFlow()',
+        '',
+      ].join('\n'))
+      const kfp = parse(await generateFile(flow, join(dir, 'p.yaml'))) as Obj
+      // Metaflow's own count: 2 user-code retries plus @catch's 3 fallback attempts.
+      expect(kfp.root.dag.tasks.start.retryPolicy).toEqual({ maxRetryCount: 5, backoffDuration: '60s', backoffFactor: 1, backoffMaxDuration: '259200s' })
+      expect(kfp.root.dag.tasks.end.retryPolicy).toBeUndefined()
+      const args = kfp.deploymentSpec.executors['exec-start'].container.args as string[]
+      expect(args[args.indexOf('--max-user-code-retries') + 1]).toBe('2')
+      const argo = parse(await generateFile(flow, join(dir, 'a.yaml'), ['--format', 'argo'])) as Obj
+      const start = argo.spec.templates.find((t: Obj) => t.name === 'start')
+      expect(start.retryStrategy).toEqual({ limit: '5', retryPolicy: 'Always', backoff: { duration: '60s', factor: '1' } })
+      expect(start.container.args).toEqual(expect.arrayContaining(['--retry-count', '{{retries}}', '--max-user-code-retries', '2']))
+      const end = argo.spec.templates.find((t: Obj) => t.name === 'end')
+      expect(end.container.args).not.toContain('{{retries}}')
+    })
+
+    it('writes @resources as requests and limits and @timeout as the Argo pod deadline', async () => {
+      const dir = tempDir()
+      const kfp = parse(await generateFile(linear, join(dir, 'p.yaml'))) as Obj
+      expect(kfp.deploymentSpec.executors['exec-start'].container.resources).toEqual({
+        resourceCpuRequest: '2', resourceCpuLimit: '2', resourceMemoryRequest: '512M', resourceMemoryLimit: '512M',
+      })
+      const argo = parse(await generateFile(linear, join(dir, 'a.yaml'), ['--format', 'argo'])) as Obj
+      const start = argo.spec.templates.find((t: Obj) => t.name === 'start')
+      expect(start.container.resources).toEqual({ requests: { cpu: '2', memory: '512M' }, limits: { cpu: '2', memory: '512M' } })
+      expect(start.activeDeadlineSeconds).toBe(900)
+      expect(argo.spec.templates.find((t: Obj) => t.name === 'end').activeDeadlineSeconds).toBeUndefined()
+    })
+
+    it('carries the resolved settings, flag over environment, into every task and the image from --image', async () => {
+      const dir = tempDir()
+      const r = await generate(join(FLOWS, 'hello_flow.py'), ['--output', join(dir, 'p.yaml'), '--datastore', 's3', '--datastore-root', 's3://bucket/mf', '--image', 'registry.example.com/mf:1'], {
+        env: { METAFLOW_AWS_ARN: 'arn:aws:iam::123456789012:role/team' },
+      })
+      expect(r.code).toBe(0)
+      const kfp = parse(readFileSync(join(dir, 'p.yaml'), 'utf8')) as Obj
+      for (const e of Object.values(kfp.deploymentSpec.executors) as Obj[]) {
+        expect(e.container.image).toBe('registry.example.com/mf:1')
+        expect(e.container.env).toEqual([
+          { name: 'METAFLOW_DEFAULT_DATASTORE', value: 's3' },
+          { name: 'METAFLOW_DATASTORE_SYSROOT_S3', value: 's3://bucket/mf' },
+          { name: 'METAFLOW_AWS_ARN', value: 'arn:aws:iam::123456789012:role/team' },
+        ])
+      }
+    })
+  })
+
+  describe('refuses what it cannot carry, by name, with exit 64', () => {
+    it.each([
+      ['switch_flow.py', 'failed to generate a pipeline for step start: a switch (self.next({...}, condition=...)) is not supported'],
+      ['parallel_flow.py', 'failed to generate a pipeline for step start: self.next(..., num_parallel=N) for @parallel is not supported'],
+      ['include_file_flow.py', 'failed to generate a pipeline for IncludeFileFlow: parameter data is an IncludeFile, which generate does not carry yet'],
+    ])('%s', async (file, message) => {
+      const dir = tempDir()
+      const r = await generate(join(CORPUS, file), ['--output', join(dir, 'p.yaml')])
+      expect(r.code).toBe(64)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).toContain(`metaflow-kfp: error: ${message}`)
+      expect(readdirSync(dir)).toEqual([])
+    })
+
+    it('a flow file that fails to import, with the exception Metaflow saw', async () => {
+      const dir = tempDir()
+      writeFileSync(join(dir, 'broken.py'), 'import no_such_module_here\n')
+      const r = await generate(join(dir, 'broken.py'), [])
+      expect(r.code).toBe(64)
+      expect(r.stderr.trim()).toMatch(/^metaflow-kfp: error: failed to read the flow .*broken\.py: ModuleNotFoundError: No module named 'no_such_module_here' \(/)
+    })
+
+    it('an interpreter that does not exist', async () => {
+      const r = await runGenerateWithPython(join(FLOWS, 'hello_flow.py'), '/nonexistent/python3')
+      expect(r.code).toBe(64)
+      expect(r.stderr).toMatch(/failed to start \/nonexistent\/python3 to read the flow/)
+    })
+  })
+
+  it('writes to stdout without --output, and never leaves a partial file when the folder is missing', async () => {
+    const dir = tempDir()
+    const r = await generate(join(FLOWS, 'hello_flow.py'), ['--format', 'argo'])
+    expect(r.code).toBe(0)
+    expect(parse(r.stdout).kind).toBe('Workflow')
+    const missing = await generate(join(FLOWS, 'hello_flow.py'), ['--output', join(dir, 'no', 'such', 'p.yaml')])
+    expect(missing.code).toBe(74)
+    expect(missing.stderr).toMatch(/failed to write .*p\.yaml: .*ENOENT.* \(check that its folder exists and is writable\)/)
+    expect(readdirSync(dir)).toEqual([])
+  })
+})
+
+function runGenerateWithPython(flow: string, python: string) {
+  // --python given twice would be refused; generate() passes the project's, so call the agent directly.
+  return runAgent(['generate', flow, '--python', python], { env: agentEnv() })
+}
