@@ -88,6 +88,8 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
       inputPaths = { file: await writeInputPathsFile(work, inputs) }
     }
     io.log(`running ${p.flow}/${cfg.runId}/${cfg.step}/${taskId} attempt ${task.attempt}`)
+    // A pod killed mid-step still leaves the logs up to a few seconds before; saveLogs stores them complete.
+    taskLog.saveWhileRunning(p.store, task, { log: io.log })
     const started = Date.now()
     const result = await runProcess(p.python, stepArgs(p.top, {
       step: cfg.step,
