@@ -1,8 +1,9 @@
 // Runs one template task on this machine for run-local: the agent as a local process, its log in a file, its outputs read back.
 import { createWriteStream } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { AgentError, ExitCode } from '../errors.js'
+import { makeDirs } from '../make-dirs.js'
 import { runProcess } from '../step/step-process.js'
 
 export interface TaskRequest {
@@ -90,7 +91,7 @@ export class LocalTasks {
   /** A fresh private folder for one task: container paths map under it. */
   async taskDir(): Promise<string> {
     const dir = join(this.s.workDir, `task-${++this.seq}`)
-    await mkdir(dir, { recursive: true })
+    await makeDirs(dir)
     return dir
   }
 
