@@ -4,7 +4,7 @@ import type { Argv } from 'yargs'
 import { AGENT_VERSION, RUNTIME_PIN } from './build-info.js'
 import { DEFAULTS, LIMITS, METAFLOW_MAX_ATTEMPTS } from './config.js'
 import type { ParsedRun, UnresolvedConfig } from './config.js'
-import { AgentError } from './errors.js'
+import { AgentError, redactUrl } from './errors.js'
 import { checkParamSizes, paramKey } from './step/metaflow-command.js'
 import { isOutputName, OUTPUT_NAMES } from './step/outputs.js'
 import type { OutputName } from './step/outputs.js'
@@ -131,6 +131,7 @@ export function buildParser(argv: readonly string[]) {
 
 /** Parses argv; settings that flags leave open are resolved later, from the environment and profile (settings.ts). */
 export function parseArgs(argv: readonly string[]): ParsedCommand {
+  refuseEmptyOrOddValues(argv)
   let failure: Error | undefined
   let printed = false
   const parser = buildParser(argv).fail((msg, err) => {
@@ -145,6 +146,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
   if (failure) throw failure instanceof AgentError ? failure : usageError(failure.message)
   if (printed || a.help || a.version) return { kind: 'printed' }
   refuseRepeats(a)
+  checkStrings(a)
 
   const command = (a._ as string[])[0]
   if (command === 'run-local') return { kind: 'run-local', config: runLocalConfig(a) }
@@ -306,6 +308,50 @@ function checkTags(tags: string[]): string[] {
   }
   if (new Set(tags).size > LIMITS.maxTags) throw usageError(`failed to accept ${new Set(tags).size} tags: Metaflow takes at most ${LIMITS.maxTags}`)
   return tags
+}
+
+const BOOLEAN_FLAGS = new Set(['allow-insecure-http', 'keep-work-dir', 'help', 'version'])
+
+/**
+ * An empty value is always a mistake (an unset pipeline input, usually); yargs would read it as
+ * 0, false or "not given". Only --split-path may be empty: it means "no enclosing foreach".
+ * A boolean given as --flag=VALUE must say true or false; yargs takes anything else as true.
+ */
+function refuseEmptyOrOddValues(argv: readonly string[]): void {
+  for (let i = 0; i < argv.length; i++) {
+    const tok = argv[i] as string
+    if (tok === '--') break
+    if (!tok.startsWith('--')) continue
+    const eq = tok.indexOf('=')
+    const name = tok.slice(2, eq === -1 ? undefined : eq)
+    const value = eq === -1 ? (BOOLEAN_FLAGS.has(name) ? undefined : argv[i + 1]) : tok.slice(eq + 1)
+    if (value === '' && name !== 'split-path') throw usageError(`failed to accept --${name}: its value is empty`, 'give it a value, or leave the flag out')
+    if (eq !== -1 && BOOLEAN_FLAGS.has(name) && !['true', 'false'].includes(value as string)) {
+      throw usageError(`failed to accept --${name}=${value}: expected true or false`)
+    }
+  }
+}
+
+/** Text flags whose form can be checked before anything runs. */
+function checkStrings(a: Record<string, unknown>): void {
+  const sha = a.codeSha256 as string | undefined
+  if (sha !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha)) throw usageError(`failed to accept --code-sha256 ${JSON.stringify(sha)}: expected 64 hex digits`, 'give the sha256 of the code, e.g. from sha256sum')
+  const url = a.codeUrl as string | undefined
+  if (url !== undefined) {
+    let scheme: string | undefined
+    try {
+      scheme = new URL(url).protocol
+    } catch {
+      scheme = undefined
+    }
+    if (!scheme || !['https:', 'http:', 'file:', 's3:'].includes(scheme)) {
+      throw usageError(`failed to accept --code-url ${JSON.stringify(redactUrl(url))}: ${scheme ? `${scheme.slice(0, -1)} is not a scheme the agent fetches` : 'not a URL'}`, 'give an https://, http://, file:// or s3:// URL')
+    }
+  }
+  const flowFile = a.flowFile as string | undefined
+  if (flowFile !== undefined && (flowFile.startsWith('/') || flowFile.split(/[\\/]/).includes('..'))) {
+    throw usageError(`failed to accept --flow-file ${JSON.stringify(flowFile)}: it leaves the package`, 'give the flow file as a path inside the package, e.g. flows/my_flow.py')
+  }
 }
 
 /** The options that may repeat; yargs turns any other option given twice into an array, which would be read as "a,b". */

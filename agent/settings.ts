@@ -113,6 +113,24 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv, hom
       hint: 'set it to local or s3, or pass --datastore',
     })
   }
+  const md = values.METAFLOW_DEFAULT_METADATA
+  if (md.value !== 'local' && md.value !== 'service') {
+    throw new AgentError('usage', `failed to use METAFLOW_DEFAULT_METADATA=${md.value} (${describeSource('METAFLOW_DEFAULT_METADATA', md, profile.path)}): only local and service are supported`, {
+      hint: 'set it to local or service, or pass --metadata',
+    })
+  }
+  const region = values.METAFLOW_AWS_S3_REGION
+  if (region.value !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(region.value)) {
+    throw new AgentError('usage', `failed to use METAFLOW_AWS_S3_REGION=${JSON.stringify(region.value)} (${describeSource('METAFLOW_AWS_S3_REGION', region, profile.path)}): not a region name`, {
+      hint: 'give a region like us-west-2',
+    })
+  }
+  const endpoint = values.METAFLOW_S3_ENDPOINT_URL
+  if (endpoint.value !== undefined && !/^https?:$/.test(urlScheme(endpoint.value))) {
+    throw new AgentError('usage', `failed to use METAFLOW_S3_ENDPOINT_URL=${JSON.stringify(redactUrl(endpoint.value))} (${describeSource('METAFLOW_S3_ENDPOINT_URL', endpoint, profile.path)}): not an http:// or https:// URL`, {
+      hint: 'give the endpoint as a URL, e.g. https://minio.example:9000',
+    })
+  }
   if (ds.value === 's3' && flags.datastoreRoot) values.METAFLOW_DATASTORE_SYSROOT_S3 = { value: flags.datastoreRoot, source: 'flag' }
   const arn = values.METAFLOW_AWS_ARN.value
   if (arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]+$/.test(arn)) {
@@ -130,6 +148,14 @@ function profileString(key: SettingKey, v: unknown, path: string): string {
   throw new AgentError('usage', `failed to read ${key} from the Metaflow profile ${path}: it is ${kind}, not a string`, {
     hint: `write it as "${key}": "value"`,
   })
+}
+
+function urlScheme(text: string): string {
+  try {
+    return new URL(text).protocol
+  } catch {
+    return ''
+  }
 }
 
 // Metaflow refuses to run as root, so a root METAFLOW_USER falls through to the next source.

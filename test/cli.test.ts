@@ -85,6 +85,12 @@ describe('parseArgs', () => {
     expect(() => attempt([], { KFP_RETRY_INDEX: 'two' })).toThrow(/KFP_RETRY_INDEX/)
   })
 
+  it('refuses a code URL that is not one, or of a scheme the agent does not fetch', () => {
+    for (const url of ['not a url', 'gopher://example.com/flow.py']) {
+      expect(() => parseArgs(['step', 'x', '--code-url', url, '--run-id', 'kfp-1'])).toThrow(/failed to accept --code-url/)
+    }
+  })
+
   it('takes seconds with fractions and turns them into milliseconds', () => {
     const p = parseArgs(['step', 'x', ...base, '--grace-period', '0.5', '--code-timeout', '86400'])
     if (p.kind !== 'run') throw new Error('not run')
@@ -115,6 +121,11 @@ describe('parseArgs', () => {
     ['an empty --tag', ['--tag', '']],
     ['a --tag longer than Metaflow takes', ['--tag', 'x'.repeat(501)]],
     ['one parameter under two spellings', ['--param', 'a-b=1', '--param', 'A_B=2']],
+    ['an empty value, which yargs read as 0 or not given', ['--grace-period=']],
+    ['an empty --user', ['--user', '']],
+    ['a boolean that is neither true nor false, which yargs took as true', ['--allow-insecure-http=maybe']],
+    ['a --code-sha256 that is not 64 hex digits', ['--code-sha256', 'abc']],
+    ['a --flow-file that leaves the package', ['--flow-file', '../flow.py']],
   ] as const) {
     it(`refuses ${why} as a usage error`, () => {
       let err: unknown

@@ -132,6 +132,14 @@ describe('profile values', () => {
     }
   })
 
+  it('refuses an unknown metadata provider, a region that is no region name and an endpoint that is no http URL', () => {
+    const home = homeWithProfile('odd', JSON.stringify({ METAFLOW_DEFAULT_METADATA: 'bogus' }))
+    expect(usageError(() => resolveSettings({}, { METAFLOW_PROFILE: 'odd' }, home)).message).toMatch(/METAFLOW_DEFAULT_METADATA=bogus \(profile .*config_odd.json\): only local and service/)
+    expect(usageError(() => resolveSettings({ METAFLOW_AWS_S3_REGION: 'us-east-1/../x' }, {}, tempDir())).message).toMatch(/not a region name/)
+    expect(usageError(() => resolveSettings({ METAFLOW_S3_ENDPOINT_URL: 'ftp://127.0.0.1/' }, {}, tempDir())).message).toMatch(/not an http/)
+    expect(resolveSettings({ METAFLOW_S3_ENDPOINT_URL: 'http://127.0.0.1:9000', METAFLOW_AWS_S3_REGION: 'us-gov-west-1' }, {}, tempDir()).values.METAFLOW_S3_ENDPOINT_URL.value).toBe('http://127.0.0.1:9000')
+  })
+
   it('lets a flag or the environment stand in for a profile key of the wrong type', () => {
     const home = homeWithProfile('bad', JSON.stringify({ METAFLOW_USER: { a: 1 } }))
     expect(resolveSettings({ METAFLOW_USER: 'alice' }, { METAFLOW_PROFILE: 'bad' }, home).values.METAFLOW_USER.value).toBe('alice')
