@@ -1,0 +1,65 @@
+// Generated pipelines run with run-local; Metaflow's client judges them against `python flow.py run` of the same flow.
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { agentEnv, runAgent } from '../helpers/agent-process'
+import { runArtifacts, runFlowPlainly } from '../helpers/flow-artifacts'
+import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
+import { FIXTURE_FLOWS, PYTHON } from '../helpers/paths'
+import { useTempDir } from '../helpers/temp-dir'
+import { generateFile } from './generate-checks'
+
+const CORPUS = join(FIXTURE_FLOWS, 'generate')
+
+const CASES = [
+  { flow: 'linear_flow', name: 'LinearFlow', tasks: { start: 1, middle: 1, risky: 1, end: 1 } },
+  { flow: 'nested_branch_flow', name: 'NestedBranchFlow', tasks: { start: 1, a: 1, a1: 1, a2: 1, a_join: 1, b: 1, join: 1, end: 1 } },
+  { flow: 'foreach_in_branch_flow', name: 'ForeachInBranchFlow', tasks: { start: 1, fan: 1, each: 3, fan_join: 1, side: 1, join: 1, end: 1 } },
+  { flow: 'branch_in_foreach_flow', name: 'BranchInForeachFlow', tasks: { start: 1, outer: 2, left: 2, right: 2, both: 2, fan: 2, part: 3, part_join: 2, after: 2, outer_join: 1, end: 1 } },
+  { flow: 'triple_foreach_flow', name: 'TripleForeachFlow', tasks: { start: 1, split_x: 2, split_y: 4, split_z: 8, inner: 8, join_z: 4, join_y: 2, join_x: 1, end: 1 } },
+] as const
+
+/** A traceback (@catch's artifact) names the flow's folder: the agent's fresh code folder or the corpus. */
+function sameFolder(artifacts: Record<string, string[]>, corpus: string): Record<string, string[]> {
+  const strip = (t: string) => t.split(corpus).join('<flow folder>').replace(/[^\s"'\\]*metaflow-kfp-\w+\/code-\w+/g, '<flow folder>')
+  return Object.fromEntries(Object.entries(artifacts).map(([step, tasks]) => [step, tasks.map(strip)]))
+}
+
+function pathspecOf(stdout: string): string {
+  const m = /^Metaflow run: (\S+)$/m.exec(stdout)
+  if (!m) throw new Error(`no Metaflow run line in: ${stdout}`)
+  return m[1] as string
+}
+
+describe('a generated pipeline run with run-local', () => {
+  const tempDir = useTempDir()
+
+  describe.each(CASES)('for $flow', ({ flow, name, tasks }) => {
+    const file = join(CORPUS, `${flow}.py`)
+    let plain: Promise<{ root: string; artifacts: Record<string, string[]> }> | undefined
+    // One plain run per flow, shared by both forms.
+    const plainRun = () => {
+      plain ??= (async () => {
+        const root = tempDir()
+        const pathspec = await runFlowPlainly(file, name, [], root)
+        return { root, artifacts: await runArtifacts(pathspec, root) }
+      })()
+      return plain
+    }
+
+    it.each(['kfp', 'argo'])("in the %s form succeeds with the tasks and artifacts of python flow.py run, as Metaflow's client sees them", async (form) => {
+      const cwd = tempDir()
+      const pipeline = join(cwd, `p.${form}.yaml`)
+      await generateFile(file, pipeline, ['--format', form])
+      const r = await runAgent(['run-local', pipeline, '--code-url', `file://${file}`, '--python', PYTHON, '--parallelism', '4'], { cwd, env: agentEnv() })
+      expect(r.stderr).not.toMatch(/error:/)
+      expect(r.code).toBe(0)
+      const pathspec = pathspecOf(r.stdout)
+      expect(pathspec).toMatch(new RegExp(`^${name}/kfp-`))
+      const report = await metaflowRun(pathspec, localClientEnv(cwd))
+      expect(report.successful).toBe(true)
+      expect(Object.fromEntries(Object.entries(report.tasks).map(([s, ids]) => [s, ids.length]))).toEqual(tasks)
+      const expected = await plainRun()
+      expect(sameFolder(await runArtifacts(pathspec, cwd), CORPUS)).toEqual(sameFolder(expected.artifacts, CORPUS))
+    }, 600_000)
+  })
+})
