@@ -1,0 +1,251 @@
+// `metaflow-kfp submit | status | terminate`: send a flow or a pipeline to KFP, print its run URL, follow it, stop it.
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { constants as osConstants } from 'node:os'
+import { AGENT_VERSION } from '../build-info.js'
+import { AgentError, Interrupted } from '../errors.js'
+import { abortableSleep, RetryableError } from '../net/retry.js'
+import { resolveKfpKeys } from '../settings.js'
+import type { KfpKey, SettingFlags } from '../settings.js'
+import type { Io } from '../step/run-step.js'
+import type { GenerateConfig } from '../pipelines/generate.js'
+import { createExperiment, createRun, findExperiments, findRuns, getRun, healthz, terminateRun, TERMINAL_STATES } from './api.js'
+import type { Run } from './api.js'
+import { DEFAULT_TOKEN_PATH, resolveCredential } from './auth.js'
+import type { Credential } from './auth.js'
+import { describeHttpError, isTransient, KfpHttp, KfpHttpError } from './http.js'
+import { parsePipelineFile, typedParameters } from './pipeline-file.js'
+
+export interface KfpConfig {
+  command: 'submit' | 'status' | 'terminate'
+  /** submit: the pipeline or flow file; status and terminate: the run id */
+  target: string
+  host?: string | undefined
+  uiHost?: string | undefined
+  token?: string | undefined
+  cookie?: string | undefined
+  namespace?: string | undefined
+  experimentName?: string | undefined
+  runName?: string | undefined
+  /** NAME=VALUE, typed by the pipeline's declared inputs */
+  params: Record<string, string>
+  wait: boolean
+  pollMs: number
+  /** print every state change even when stderr is not a terminal */
+  progress: boolean
+  /** for a FLOW.py: generate's options */
+  generate: Omit<GenerateConfig, 'command' | 'flowFile' | 'format' | 'output' | 'params'>
+  flags: SettingFlags
+}
+
+/** Exit codes of `submit --wait` for a run that ended other than SUCCEEDED (the agent's own codes are in errors.ts). */
+export const RUN_EXIT = { FAILED: 1, CANCELED: 2, SKIPPED: 2 } as const
+
+interface Session {
+  http: KfpHttp
+  credential: Credential
+  host: string
+  runUrl: (id: string) => string
+}
+
+export async function runKfp(cfg: KfpConfig, io: Io): Promise<number> {
+  const s = await session(cfg, io)
+  if (cfg.command === 'status') {
+    const run = await call(s, 'get the run status', () => getRun(s.http, cfg.target))
+    await io.stdout(Buffer.from(`Run ${run.run_id}: ${run.state ?? 'UNKNOWN'}${run.error?.message ? ` (${oneLine(s, run.error.message)})` : ''}`))
+    for (const t of run.run_details?.task_details ?? []) await io.stdout(Buffer.from(`  task ${t.display_name ?? t.task_id}: ${t.state ?? 'UNKNOWN'}`))
+    await io.stdout(Buffer.from(`Run URL: ${s.runUrl(run.run_id)}`))
+    return 0
+  }
+  if (cfg.command === 'terminate') {
+    await call(s, `terminate run ${cfg.target}`, () => terminateRun(s.http, cfg.target))
+    io.log(`asked KFP to terminate run ${cfg.target}; it ends once its running tasks stop: ${s.runUrl(cfg.target)}`)
+    return 0
+  }
+  return submit(cfg, s, io)
+}
+
+async function session(cfg: KfpConfig, io: Io): Promise<Session> {
+  const keys = resolveKfpKeys(
+    { KF_PIPELINES_ENDPOINT: cfg.host, KF_PIPELINES_UI_ENDPOINT: cfg.uiHost, KFP_API_TOKEN: cfg.token, KFP_NAMESPACE: cfg.namespace, KF_PIPELINES_DEFAULT_EXPERIMENT_NAME: cfg.experimentName },
+    io.env,
+  )
+  const v = (k: KfpKey) => keys.values[k]?.value
+  const from = (k: KfpKey, flag: string) => (keys.values[k]?.source === 'flag' ? flag : keys.values[k]?.source === 'env' ? k : `${k} in ${keys.profilePath}`)
+  const rawHost = v('KF_PIPELINES_ENDPOINT')
+  if (!rawHost) throw new AgentError('usage', 'failed to find the KFP API: no host given', { hint: 'give --host URL (e.g. https://kubeflow.example.com/pipeline, or http://localhost:8888 through kubectl port-forward) or set KF_PIPELINES_ENDPOINT' })
+  const host = withScheme(rawHost, '--host')
+  const ui = v('KF_PIPELINES_UI_ENDPOINT')
+  const prefix = v('KFP_RUN_URL_PREFIX')
+  const tokenPath = v('KF_PIPELINES_SA_TOKEN_PATH')
+  const credential = await resolveCredential({
+    token: v('KFP_API_TOKEN') ? { value: v('KFP_API_TOKEN') as string, from: from('KFP_API_TOKEN', '--token') } : undefined,
+    tokenFile: { path: tokenPath ?? DEFAULT_TOKEN_PATH, named: tokenPath !== undefined, from: tokenPath ? from('KF_PIPELINES_SA_TOKEN_PATH', '') : 'the in-cluster default' },
+    cookie: cfg.cookie,
+  })
+  const http = new KfpHttp({ host, credential, signal: io.signal, onRetry: (line) => io.log(line) })
+  const runUrl = (id: string) => (prefix ? `${prefix.replace(/\/+$/, '')}/${id}` : `${withScheme(ui ?? host, '--ui-host').replace(/\/+$/, '')}/#/runs/details/${id}`)
+  // Kept for submit: the namespace and experiment name resolved here.
+  cfg.namespace = v('KFP_NAMESPACE')
+  cfg.experimentName = v('KF_PIPELINES_DEFAULT_EXPERIMENT_NAME') ?? 'Default'
+  return { http, credential, host, runUrl }
+}
+
+async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
+  const pipeline = parsePipelineFile(await pipelineText(cfg, io), cfg.target)
+  const parameters = typedParameters(cfg.params, pipeline.inputs, pipeline.name)
+  const health = await call(s, 'reach the KFP API', () => healthz(s.http))
+  const namespace = health.multi_user ? cfg.namespace : undefined
+  if (health.multi_user && !namespace) {
+    throw new AgentError('usage', `failed to submit to ${s.host}: KFP runs in multi-user mode and no namespace was given`, { hint: 'give --namespace NS (your Kubeflow profile namespace) or set KFP_NAMESPACE' })
+  }
+  const experimentName = cfg.experimentName as string
+  const experiment = await call(s, `find or create the experiment ${JSON.stringify(experimentName)}`, () => experimentId(s, experimentName, namespace, io.signal))
+  const runName = cfg.runName ?? `${pipeline.name} ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`
+  // The marker makes creation safe to try again: a run the server made before its answer was lost is found, not made twice.
+  const description = `submitted by metaflow-kfp ${AGENT_VERSION}, request ${randomUUID()}`
+  const request = { display_name: runName, description, experiment_id: experiment, pipeline_spec: pipeline.pipelineSpec, runtime_config: { parameters } }
+  const run = await call(s, `create the run ${JSON.stringify(runName)}`, () => createRunOnce(s, request, namespace, io), true)
+  await io.stdout(Buffer.from(`Run ID: ${run.run_id}`))
+  await io.stdout(Buffer.from(`Run URL: ${s.runUrl(run.run_id)}`))
+  if (!cfg.wait) return 0
+  return watch(s, run.run_id, cfg, io)
+}
+
+async function pipelineText(cfg: KfpConfig, io: Io): Promise<string> {
+  const path = resolve(io.cwd, cfg.target)
+  if (!cfg.target.endsWith('.py')) {
+    try {
+      return await readFile(path, 'utf8')
+    } catch (err) {
+      throw new AgentError('usage', `failed to read the pipeline ${cfg.target}`, { cause: err, hint: 'give a KFP v2 pipeline YAML or a flow .py file' })
+    }
+  }
+  // A flow is generated first, with the same options as `metaflow-kfp generate`.
+  const { runGenerate } = await import('../pipelines/generate.js')
+  const dir = await mkdtemp(join(tmpdir(), 'metaflow-kfp-submit-'))
+  try {
+    const out = join(dir, 'pipeline.yaml')
+    await runGenerate({ ...cfg.generate, command: 'generate', flowFile: cfg.target, format: 'kfp', output: out, params: {}, flags: cfg.flags }, { ...io, log: () => undefined })
+    io.log(`generated the KFP v2 pipeline for ${cfg.target}`)
+    return await readFile(out, 'utf8')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function experimentId(s: Session, name: string, namespace: string | undefined, signal: AbortSignal | undefined): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    const found = await findExperiments(s.http, name, namespace)
+    if (found[0]) return found[0].experiment_id
+    try {
+      return (await createExperiment(s.http, name, namespace)).experiment_id
+    } catch (err) {
+      // 409: made meanwhile (by us, if an earlier answer was lost); 5xx or a reset: look again before trying again.
+      const again = (err instanceof KfpHttpError && err.status === 409) || isTransient(err)
+      if (!again || attempt >= 4) throw err
+      await abortableSleep(Math.round(500 * 2 ** attempt * Math.random()), signal)
+    }
+  }
+}
+
+async function createRunOnce(s: Session, request: Parameters<typeof createRun>[1], namespace: string | undefined, io: Io): Promise<Run> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createRun(s.http, request)
+    } catch (err) {
+      if (!isTransient(err) || attempt >= 5) throw err
+      const made = (await findRuns(s.http, request.display_name, request.experiment_id, namespace)).find((r) => r.description === request.description)
+      if (made) {
+        io.log(`the run was created although KFP answered ${oneLine(s, describeHttpError(err))}; not creating it again`)
+        return made
+      }
+      const delay = Math.round(Math.min(8000, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2))
+      io.log(`retrying the run creation in ${(delay / 1000).toFixed(1)} s: KFP answered ${oneLine(s, describeHttpError(err))} and holds no run of this request`)
+      await abortableSleep(delay, io.signal)
+    }
+  }
+}
+
+async function watch(s: Session, id: string, cfg: KfpConfig, io: Io): Promise<number> {
+  const loud = cfg.progress || Boolean(process.stderr.isTTY)
+  const seen = new Map<string, string>()
+  let state = ''
+  try {
+    for (;;) {
+      const run = await call(s, 'follow the run', () => getRun(s.http, id))
+      for (const t of run.run_details?.task_details ?? []) {
+        const key = t.task_id ?? t.display_name ?? ''
+        if (t.state && seen.get(key) !== t.state) {
+          seen.set(key, t.state)
+          if (loud) io.log(`${clock()} task ${t.display_name ?? key} ${t.state}`)
+        }
+      }
+      if (run.state && run.state !== state) {
+        state = run.state
+        if (loud && !TERMINAL_STATES.has(state)) io.log(`${clock()} run ${state}`)
+      }
+      if (TERMINAL_STATES.has(state)) {
+        const why = run.error?.message ? `: ${oneLine(s, run.error.message)}` : ''
+        await io.stdout(Buffer.from(`Run ${id} ${state}${why}`))
+        return state === 'SUCCEEDED' ? 0 : RUN_EXIT[state as keyof typeof RUN_EXIT]
+      }
+      await abortableSleep(cfg.pollMs, io.signal)
+    }
+  } catch (err) {
+    const reason = io.signal?.reason
+    if (io.signal?.aborted && reason instanceof Interrupted) {
+      io.log(`stopped watching run ${id}; the run goes on in KFP: ${s.runUrl(id)} (metaflow-kfp status ${id}, or metaflow-kfp terminate ${id})`)
+      return 128 + osConstants.signals[reason.signal]
+    }
+    throw err
+  }
+}
+
+/** Runs one API step and turns its failure into one line naming what was tried and what to do. */
+async function call<T>(s: Session, what: string, fn: () => Promise<T>, creating = false): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof AgentError) throw err
+    if (err instanceof KfpHttpError) {
+      if (err.status === 401 || err.status === 403) {
+        throw new AgentError('credentials', `failed to ${what}: KFP at ${s.host} refused ${s.credential.describe}: ${err.message}`, {
+          hint: err.status === 403 ? 'the credential is known but not allowed in this namespace: check --namespace, or use a token of that profile (e.g. default-editor)' : s.credential.advice,
+        })
+      }
+      if (err.status === 404) throw new AgentError('usage', `failed to ${what}: ${err.message}`, { hint: 'check the run id or experiment, and that --host is the KFP API' })
+      if (err.status >= 400 && err.status < 500 && err.status !== 429) {
+        throw new AgentError(creating ? 'codeRejected' : 'usage', `failed to ${what}: KFP refused it: ${err.message}`, { hint: creating ? 'fix the pipeline or the parameters KFP names, then submit again' : 'fix what KFP names, then try again' })
+      }
+      throw new AgentError('codeUnavailable', `failed to ${what}: ${err.message}`, { hint: 'KFP kept failing; try again later, or check the API server' })
+    }
+    if (err instanceof RetryableError) {
+      throw new AgentError('codeUnavailable', `failed to ${what}: could not reach KFP at ${s.host}: ${oneLine(s, describeHttpError(err))}`, { hint: 'check --host or KF_PIPELINES_ENDPOINT, the network, or your kubectl port-forward' })
+    }
+    throw err
+  }
+}
+
+function oneLine(s: Session, text: string): string {
+  return s.http.clean(text)
+}
+
+function withScheme(url: string, flag: string): string {
+  const u = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`
+  let parsed: URL
+  try {
+    parsed = new URL(u)
+  } catch {
+    throw new AgentError('usage', `failed to accept ${flag} ${JSON.stringify(url)}: not a URL`, { hint: 'give e.g. https://kubeflow.example.com/pipeline' })
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new AgentError('usage', `failed to accept ${flag} ${JSON.stringify(url)}: not http:// or https://`, { hint: 'give e.g. https://kubeflow.example.com/pipeline' })
+  if (parsed.username || parsed.password) throw new AgentError('usage', `failed to accept ${flag}: it holds a user name or password`, { hint: 'give credentials with --token or --cookie instead' })
+  return u.replace(/\/+$/, '')
+}
+
+function clock(): string {
+  return new Date().toISOString().slice(11, 19)
+}
