@@ -10,10 +10,12 @@ import { isOutputName, OUTPUT_NAMES } from './step/outputs.js'
 import type { OutputName } from './step/outputs.js'
 import type { RunLocalConfig } from './local/local-runner.js'
 import type { GenerateConfig } from './pipelines/generate.js'
+import type { KfpConfig } from './kfp-api/submit.js'
+import { checkCookie } from './kfp-api/auth.js'
 
 import type { SettingFlags } from './settings.js'
 
-export type ParsedCommand = ParsedRun | { kind: 'config'; flags: SettingFlags } | { kind: 'run-local'; config: RunLocalConfig } | { kind: 'generate'; config: GenerateConfig } | { kind: 'printed' }
+export type ParsedCommand = ParsedRun | { kind: 'config'; flags: SettingFlags } | { kind: 'run-local'; config: RunLocalConfig } | { kind: 'generate'; config: GenerateConfig } | { kind: 'kfp'; config: KfpConfig } | { kind: 'printed' }
 
 const usageError = (message: string, hint = 'run metaflow-kfp --help') => new AgentError('usage', message, { hint })
 
@@ -116,6 +118,26 @@ export function buildParser(argv: readonly string[]) {
         .example('$0 generate flow.py --code-url https://example.com/flow.py --output flow.kfp.yaml', 'a KFP v2 pipeline for flow.py')
         .example('$0 generate flow.py --code-url … --format argo', 'the same as an Argo Workflow, on stdout'),
     )
+    .command('submit <pipeline>', 'send a KFP v2 pipeline, or a flow (generated first), to KFP as a run; print its URL', (y) =>
+      kfpOptions(settingOptions(y))
+        .positional('pipeline', { type: 'string', describe: 'a KFP v2 pipeline YAML, or a flow .py file' })
+        .option('experiment-name', { type: 'string', group: 'Run:', describe: 'the experiment, created when missing (default: $KF_PIPELINES_DEFAULT_EXPERIMENT_NAME, else Default)' })
+        .option('run-name', { type: 'string', group: 'Run:', describe: 'the run name (default: the pipeline name and the time)' })
+        .option('param', { type: 'string', array: true, default: [], group: 'Run:', describe: "a pipeline input, NAME=VALUE, typed as the pipeline declares it (repeatable)" })
+        .option('wait', { type: 'boolean', default: false, group: 'Run:', describe: 'follow the run; exit 0 when it succeeded, 1 failed, 2 canceled or skipped' })
+        .option('poll-interval', { type: 'number', default: 5, group: 'Run:', describe: 'seconds between status checks with --wait (0.1 to 3600)' })
+        .option('progress', { type: 'boolean', default: false, group: 'Run:', describe: 'print every task state change with --wait even when stderr is not a terminal' })
+        .option('code-url', { type: 'string', group: 'For a flow file:', describe: "where tasks fetch the flow (as in generate)" })
+        .option('flow-file', { type: 'string', group: 'For a flow file:', describe: "the flow's path inside a .tar.gz package at --code-url" })
+        .option('flow-name', { type: 'string', group: 'For a flow file:', describe: 'the FlowSpec class, when the file has several' })
+        .option('image', { type: 'string', group: 'For a flow file:', describe: 'the agent image (as in generate)' })
+        .option('name', { type: 'string', group: 'For a flow file:', describe: 'the pipeline name (default: metaflow-<flow name>)' })
+        .option('python', { type: 'string', default: DEFAULTS.python, group: 'For a flow file:', describe: 'the Python interpreter with Metaflow that reads the flow' })
+        .example('METAFLOW_PROFILE=sree $0 submit flow.py --code-url https://example.com/flow.py --experiment-name X --run-name Y', "the seed's run-on-kfp")
+        .example('$0 submit flow.kfp.yaml --host http://localhost:8888 --param alpha=0.5 --wait', 'a pipeline file, followed to its end'),
+    )
+    .command('status <run-id>', "print a KFP run's state and its tasks'", (y) => kfpOptions(y).positional('run-id', { type: 'string', describe: 'the KFP run id' }))
+    .command('terminate <run-id>', 'ask KFP to stop a run', (y) => kfpOptions(y).positional('run-id', { type: 'string', describe: 'the KFP run id' }))
     .demandCommand(1, 'name a command: step or init')
     .strict()
     .version(AGENT_VERSION)
@@ -127,6 +149,16 @@ export function buildParser(argv: readonly string[]) {
         '69 code unavailable, 70 internal, 71 runtime, 74 task record or outputs, 77 credentials.',
     )
     .exitProcess(false)
+}
+
+/** Where KFP is and how to sign in; each also read from the environment or the Metaflow profile (README, "Submitting to KFP"). */
+function kfpOptions<T>(y: Argv<T>) {
+  return y
+    .option('host', { type: 'string', group: 'KFP:', describe: 'the KFP API, e.g. https://kubeflow.example.com/pipeline (default: $KF_PIPELINES_ENDPOINT)' })
+    .option('ui-host', { type: 'string', group: 'KFP:', describe: "the KFP UI for run links (default: $KF_PIPELINES_UI_ENDPOINT, else the host; KFP_RUN_URL_PREFIX wins)" })
+    .option('token', { type: 'string', group: 'KFP:', describe: 'a bearer token (default: $KFP_API_TOKEN, else the token file $KF_PIPELINES_SA_TOKEN_PATH)' })
+    .option('cookie', { type: 'string', group: 'KFP:', describe: 'a login cookie NAME=VALUE, e.g. oauth2_proxy_kubeflow=…' })
+    .option('namespace', { type: 'string', group: 'KFP:', describe: 'the Kubeflow namespace, needed on a multi-user cluster (default: $KFP_NAMESPACE)' })
 }
 
 /** Parses argv; settings that flags leave open are resolved later, from the environment and profile (settings.ts). */
@@ -151,6 +183,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
   const command = (a._ as string[])[0]
   if (command === 'run-local') return { kind: 'run-local', config: runLocalConfig(a) }
   if (command === 'generate') return { kind: 'generate', config: generateConfig(a) }
+  if (command === 'submit' || command === 'status' || command === 'terminate') return { kind: 'kfp', config: kfpConfig(command, a) }
   const flags = settingFlags(a)
   if (command === 'config') return { kind: 'config', flags }
   const base: Omit<UnresolvedConfig, 'command'> = {
@@ -196,6 +229,38 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
       retryCount: optional(a.retryCount, (v) => wholeNumber('--retry-count', v, 0, METAFLOW_MAX_ATTEMPTS - 1)),
       maxUserCodeRetries: wholeNumber('--max-user-code-retries', a.maxUserCodeRetries, 0, METAFLOW_MAX_ATTEMPTS - 1),
     },
+  }
+}
+
+function kfpConfig(command: KfpConfig['command'], a: Record<string, unknown>): KfpConfig {
+  const poll = a.pollInterval as number | undefined
+  if (poll !== undefined && (typeof poll !== 'number' || !Number.isFinite(poll) || poll < 0.1 || poll > 3600)) {
+    throw usageError(`failed to accept --poll-interval ${String(poll)}: expected seconds from 0.1 to 3600`)
+  }
+  return {
+    command,
+    target: (command === 'submit' ? a.pipeline : a.runId) as string,
+    host: a.host as string | undefined,
+    uiHost: a.uiHost as string | undefined,
+    token: a.token as string | undefined,
+    cookie: a.cookie === undefined ? undefined : checkCookie(a.cookie as string),
+    namespace: a.namespace as string | undefined,
+    experimentName: a.experimentName as string | undefined,
+    runName: a.runName as string | undefined,
+    params: parseParams((a.param as string[] | undefined) ?? [], undefined),
+    wait: (a.wait as boolean | undefined) ?? false,
+    pollMs: Math.round((poll ?? 5) * 1000),
+    progress: (a.progress as boolean | undefined) ?? false,
+    generate: {
+      codeUrl: a.codeUrl as string | undefined,
+      packageFlowFile: a.flowFile as string | undefined,
+      flowName: a.flowName as string | undefined,
+      image: a.image as string | undefined,
+      python: (a.python as string | undefined) ?? DEFAULTS.python,
+      name: a.name as string | undefined,
+      flags: settingFlags(a),
+    },
+    flags: settingFlags(a),
   }
 }
 
@@ -310,7 +375,7 @@ function checkTags(tags: string[]): string[] {
   return tags
 }
 
-const BOOLEAN_FLAGS = new Set(['allow-insecure-http', 'keep-work-dir', 'help', 'version'])
+const BOOLEAN_FLAGS = new Set(['allow-insecure-http', 'keep-work-dir', 'help', 'version', 'wait', 'progress'])
 
 /**
  * An empty value is always a mistake (an unset pipeline input, usually); yargs would read it as

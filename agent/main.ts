@@ -23,6 +23,11 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
       const { runGenerate } = await import('./pipelines/generate.js')
       return await runGenerate(parsed.config, io)
     }
+    if (parsed.kind === 'kfp') {
+      // Loaded on demand, like run-local: steps do not pay for the KFP client.
+      const { runKfp } = await import('./kfp-api/submit.js')
+      return await runKfp(parsed.config, io)
+    }
     const settings = resolveSettings(parsed.flags, io.env)
     if (parsed.kind === 'config') {
       for (const line of describeSettings(settings, io.env)) await io.stdout(Buffer.from(line))

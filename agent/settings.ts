@@ -141,6 +141,35 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv, hom
   return { profile: { name: profile.name, path: profile.path, found: profile.found }, values }
 }
 
+/**
+ * Keys `submit`, `status` and `terminate` read (the kfp SDK's KF_PIPELINES_* variables and the seed's
+ * KFP_RUN_URL_PREFIX), resolved like the others. Kept out of SETTING_KEYS: those travel into every task.
+ */
+export const KFP_KEYS = [
+  'KF_PIPELINES_ENDPOINT',
+  'KF_PIPELINES_UI_ENDPOINT',
+  'KFP_RUN_URL_PREFIX',
+  'KF_PIPELINES_SA_TOKEN_PATH',
+  'KF_PIPELINES_DEFAULT_EXPERIMENT_NAME',
+  'KFP_API_TOKEN',
+  'KFP_NAMESPACE',
+] as const
+export type KfpKey = (typeof KFP_KEYS)[number]
+
+/** KFP_KEYS from a flag, else the environment, else the Metaflow profile; unset ones are absent. */
+export function resolveKfpKeys(flags: Partial<Record<KfpKey, string>>, env: NodeJS.ProcessEnv, home = homedir()): { profilePath: string; values: Partial<Record<KfpKey, Setting>> } {
+  const profile = readProfile(env, home)
+  const values: Partial<Record<KfpKey, Setting>> = {}
+  for (const key of KFP_KEYS) {
+    const flag = flags[key]
+    const fromProfile = profile.values[key]
+    if (flag !== undefined && flag !== '') values[key] = { value: flag, source: 'flag' }
+    else if (env[key]) values[key] = { value: env[key], source: 'env' }
+    else if (fromProfile !== undefined && fromProfile !== null && fromProfile !== '') values[key] = { value: profileString(key as SettingKey, fromProfile, profile.path), source: 'profile' }
+  }
+  return { profilePath: profile.path, values }
+}
+
 /** Every key the agent reads is text: an object would become "[object Object]" and ["s3"] would become "s3". */
 function profileString(key: SettingKey, v: unknown, path: string): string {
   if (typeof v === 'string') return v
