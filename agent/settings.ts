@@ -132,6 +132,13 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv, hom
     })
   }
   if (ds.value === 's3' && flags.datastoreRoot) values.METAFLOW_DATASTORE_SYSROOT_S3 = { value: flags.datastoreRoot, source: 'flag' }
+  const s3root = values.METAFLOW_DATASTORE_SYSROOT_S3
+  // Checked here too, so `config` refuses what `step` would, not only the step after its download.
+  if (ds.value === 's3' && s3root.value !== undefined && !/^s3:\/\/[^/]+/.test(s3root.value)) {
+    throw new AgentError('usage', `failed to use the S3 datastore root ${JSON.stringify(redactUrl(s3root.value))} (${describeSource('METAFLOW_DATASTORE_SYSROOT_S3', s3root, profile.path)}): not an s3://bucket URL`, {
+      hint: 'set --datastore-root s3://bucket/prefix, METAFLOW_DATASTORE_SYSROOT_S3, or the key in the Metaflow profile',
+    })
+  }
   const arn = values.METAFLOW_AWS_ARN.value
   if (arn !== undefined && !/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]+$/.test(arn)) {
     throw new AgentError('usage', `failed to accept the role ARN ${JSON.stringify(arn)} (${describeSource('METAFLOW_AWS_ARN', values.METAFLOW_AWS_ARN, profile.path)})`, {

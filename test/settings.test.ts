@@ -137,6 +137,7 @@ describe('profile values', () => {
     expect(usageError(() => resolveSettings({}, { METAFLOW_PROFILE: 'odd' }, home)).message).toMatch(/METAFLOW_DEFAULT_METADATA=bogus \(profile .*config_odd.json\): only local and service/)
     expect(usageError(() => resolveSettings({ METAFLOW_AWS_S3_REGION: 'us-east-1/../x' }, {}, tempDir())).message).toMatch(/not a region name/)
     expect(usageError(() => resolveSettings({ METAFLOW_S3_ENDPOINT_URL: 'ftp://127.0.0.1/' }, {}, tempDir())).message).toMatch(/not an http/)
+    expect(usageError(() => resolveSettings({ METAFLOW_DEFAULT_DATASTORE: 's3', datastoreRoot: '/tmp/datastore' }, {}, tempDir())).message).toMatch(/S3 datastore root "\/tmp\/datastore" \(flag --datastore-root\): not an s3:\/\/bucket URL/)
     expect(resolveSettings({ METAFLOW_S3_ENDPOINT_URL: 'http://127.0.0.1:9000', METAFLOW_AWS_S3_REGION: 'us-gov-west-1' }, {}, tempDir()).values.METAFLOW_S3_ENDPOINT_URL.value).toBe('http://127.0.0.1:9000')
   })
 
