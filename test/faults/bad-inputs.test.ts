@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { agentEnv } from '../helpers/agent-process'
 import { AGENT, PYTHON, REPO } from '../helpers/paths'
-import { STAGE_FLOW, errorLines, expectNoStack, filesUnder, runBounded, shown, useCaseDirs } from './fault-kit'
+import { MOTO_KEYS } from '../helpers/moto'
+import { STAGE_FLOW, errorLines, expectNoSecrets, expectNoStack, filesUnder, runBounded, shown, useCaseDirs } from './fault-kit'
 import type { BoundedRun } from './fault-kit'
 
 const tempDir = useCaseDirs('mfkfp-badinput-')
@@ -152,13 +153,14 @@ function expectRefused(r: BoundedRun, dir: string): void {
   expect(lines, shown(r)).toHaveLength(1)
   expect(lines[0], shown(r)).toMatch(/^metaflow-kfp: error: .+ \(.+\)$/)
   expectNoStack(r)
+  expectNoSecrets([r])
   expect(filesUnder(join(dir, 'outputs'))).toEqual([])
   expect(filesUnder(join(dir, 'datastore'))).toEqual([])
   // The agent's own temp folder (its TMPDIR) holds nothing after it ended.
   expect(filesUnder(join(dir, 'tmp'))).toEqual([])
 }
 
-async function refuse(argv: string[], dir: string, env: NodeJS.ProcessEnv = agentEnv({ HOME: dir })): Promise<void> {
+async function refuse(argv: string[], dir: string, env: NodeJS.ProcessEnv = agentEnv({ HOME: dir, ...MOTO_KEYS })): Promise<void> {
   mkdirSync(join(dir, 'tmp'))
   const r = await runBounded(argv, { env, tmp: join(dir, 'tmp'), boundMs: 60_000, cwd: dir })
   expectRefused(r, dir)
@@ -243,7 +245,7 @@ describe.concurrent('a bad value in the Metaflow profile', () => {
     writeFileSync(profile, JSON.stringify({ [key]: value }))
     mkdirSync(join(dir, 'tmp'))
     const args = baseArgs('step', dir, new Set(['datastore-root']))
-    const r = await runBounded(args, { env: agentEnv({ HOME: dir, METAFLOW_PROFILE: 'bad' }), tmp: join(dir, 'tmp'), boundMs: 60_000, cwd: dir })
+    const r = await runBounded(args, { env: agentEnv({ HOME: dir, METAFLOW_PROFILE: 'bad', ...MOTO_KEYS }), tmp: join(dir, 'tmp'), boundMs: 60_000, cwd: dir })
     expectRefused(r, dir)
     // The line says where the value came from: the key, or the profile file that holds it.
     expect(errorLines(r)[0]).toMatch(new RegExp(`${key}|config_bad\\.json`))

@@ -11,7 +11,7 @@ import { MOTO_KEYS, makeBucket, putObject, startMoto } from '../helpers/moto'
 import type { Moto } from '../helpers/moto'
 import { PYTHON } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
-import { STAGE_FLOW, expectAllOrNothing, expectNoOutputs, filesUnder, killAll, leftoverProcesses, shown } from './fault-kit'
+import { STAGE_FLOW, expectAllOrNothing, expectNoOutputs, expectNoSecrets, filesUnder, killAll, leftoverProcesses, shown } from './fault-kit'
 
 const tempDir = useTempDir('mfkfp-signal-')
 const BUCKET = 'signal-datastore'
@@ -178,6 +178,7 @@ describe.each(['SIGTERM', 'SIGINT'] as const)('%s to the agent', (signal) => {
     if (stage === 'log upload') expectAllOrNothing(out, 'start')
     else expectNoOutputs(out)
     expect(r.stderr, shown(r)).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m)
+    expectNoSecrets([r], [out])
   }, 200_000)
 })
 
