@@ -117,6 +117,16 @@ describe('flow parameters', () => {
     expect(report.end.result).toBe(0.75)
   })
 
+  it("leaves a flow Metaflow cannot load to init, which reports the flow's own error", async () => {
+    const dir = tempDir()
+    const flow = join(dir, 'broken_flow.py')
+    writeFileSync(flow, 'from metaflow import FlowSpec, step\nimport no_such_module_here\n\nclass BrokenFlow(FlowSpec):\n    @step\n    def start(self):\n        self.next(self.end)\n\n    @step\n    def end(self):\n        pass\n\nif __name__ == "__main__":\n    BrokenFlow()\n')
+    const r = await runAgent(['step', 'start', ...common(dir, `file://${flow}`), '--param', 'a=1'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/warning: could not list the flow's parameters, so init checks them itself: .*No module named 'no_such_module_here'/)
+    expect(r.stderr).toMatch(/init failed with exit code 1/)
+  })
+
   it('refuses one parameter given twice under two spellings, where the later silently won', async () => {
     const r = await runAgent(['step', 'start', ...common(tempDir(), flowUrl('params_flow.py')), '--param', 'alpha=1', '--param', 'ALPHA=2'])
     expectUsageLine(r, /parameter ALPHA: it is the same parameter as alpha/)
