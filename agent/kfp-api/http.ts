@@ -1,5 +1,5 @@
 // One KFP REST request: credentials on every call, KFP's error shape read into one line, and retries only where they are safe.
-import { AgentError } from '../errors.js'
+import { AgentError, describeError } from '../errors.js'
 import { RetryableError, withRetry } from '../net/retry.js'
 import type { Credential } from './auth.js'
 
@@ -124,11 +124,7 @@ export function filterParam(json: string): string {
 
 function describe(err: unknown): string {
   if (err instanceof KfpHttpError) return err.message
-  if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? `: ${(err.cause as NodeJS.ErrnoException).code ?? ''} ${err.cause.message}`.trimEnd() : ''
-    return `${err.message}${cause}`
-  }
-  return String(err)
+  return describeError(err)
 }
 
 export { describe as describeHttpError }

@@ -40,6 +40,9 @@ export interface KfpConfig {
   flags: SettingFlags
 }
 
+/** KFP's API service as the kfp SDK finds it inside the cluster. */
+export const IN_CLUSTER_HOST = 'http://ml-pipeline.kubeflow.svc.cluster.local:8888'
+
 /** Exit codes of `submit --wait` for a run that ended other than SUCCEEDED (the agent's own codes are in errors.ts). */
 export const RUN_EXIT = { FAILED: 1, CANCELED: 2, SKIPPED: 2 } as const
 
@@ -74,7 +77,8 @@ async function session(cfg: KfpConfig, io: Io): Promise<Session> {
   )
   const v = (k: KfpKey) => keys.values[k]?.value
   const from = (k: KfpKey, flag: string) => (keys.values[k]?.source === 'flag' ? flag : keys.values[k]?.source === 'env' ? k : `${k} in ${keys.profilePath}`)
-  const rawHost = v('KF_PIPELINES_ENDPOINT')
+  // In a pod with no host given, the kfp SDK talks to the in-cluster service; so does submit, so the seed's examples work as written there.
+  const rawHost = v('KF_PIPELINES_ENDPOINT') ?? (io.env.KUBERNETES_SERVICE_HOST ? IN_CLUSTER_HOST : undefined)
   if (!rawHost) throw new AgentError('usage', 'failed to find the KFP API: no host given', { hint: 'give --host URL (e.g. https://kubeflow.example.com/pipeline, or http://localhost:8888 through kubectl port-forward) or set KF_PIPELINES_ENDPOINT' })
   const host = withScheme(rawHost, '--host')
   const ui = v('KF_PIPELINES_UI_ENDPOINT')

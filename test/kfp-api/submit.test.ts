@@ -1,0 +1,308 @@
+// metaflow-kfp submit / status / terminate against the KFP stand-in (no KFP API server runs here): set-ups, credentials, --wait, faults.
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { agentEnv, runAgent, startAgent } from '../helpers/agent-process'
+import type { AgentRun } from '../helpers/agent-process'
+import { FLOWS, REPO, VENV_BIN } from '../helpers/paths'
+import { useTempDir } from '../helpers/temp-dir'
+import { startStandIn } from './standin'
+import type { StandIn } from './standin'
+
+const PARAMS = join(REPO, 'pipeline-templates', 'params_flow.kfp.yaml')
+const HELLO = join(REPO, 'pipeline-templates', 'hello_flow.kfp.yaml')
+const TOKEN = 'tok-7f3a9c-team-a-secret'
+const OTHER_TOKEN = 'tok-55d1e0-team-b-secret'
+const COOKIE_VALUE = 'cookie-9b8a7-secret-value'
+
+/** The agent's environment: nothing from this machine's KFP, Metaflow or AWS set-up; the .venv's python3 first on PATH. */
+function env(home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const e = agentEnv({ HOME: home, PATH: `${VENV_BIN}:${process.env.PATH ?? ''}`, ...extra })
+  for (const k of Object.keys(e)) if (/^(KF_|KFP_|KUBERNETES_)/.test(k) && !(k in extra)) delete e[k]
+  return e
+}
+
+function noSecrets(r: AgentRun): void {
+  for (const s of [TOKEN, OTHER_TOKEN, COOKIE_VALUE]) {
+    expect(r.stdout).not.toContain(s)
+    expect(r.stderr).not.toContain(s)
+  }
+}
+
+function runIdOf(r: AgentRun): string {
+  const m = /^Run ID: (\S+)$/m.exec(r.stdout)
+  if (!m) throw new Error(`no run id in: ${r.stdout} ${r.stderr}`)
+  return m[1] as string
+}
+
+/** The agent's own failure: exactly one line on stderr. */
+function oneErrorLine(r: AgentRun): string {
+  const lines = r.stderr.trim().split('\n').filter((l) => l.includes('error:'))
+  expect(lines).toHaveLength(1)
+  return lines[0] as string
+}
+
+describe('metaflow-kfp submit', () => {
+  const tempDir = useTempDir()
+  let single: StandIn
+  let multi: StandIn
+  let tokenFile: string
+  let shared: string
+  beforeAll(async () => {
+    // Not from useTempDir: that removes its folders after each test, and the stand-ins outlive them.
+    const dir = (shared = mkdtempSync(join(tmpdir(), 'mfkfp-standin-')))
+    tokenFile = join(dir, 'token')
+    writeFileSync(tokenFile, 'projected-1-xyz')
+    ;[single, multi] = await Promise.all([
+      startStandIn(dir, { multi_user: false, page_size_cap: 1 }),
+      startStandIn(dir, {
+        multi_user: true,
+        page_size_cap: 1,
+        credentials: [
+          { token: TOKEN, namespaces: ['team-a'] },
+          { token: OTHER_TOKEN, namespaces: ['team-b'] },
+          { token_file: tokenFile, namespaces: ['team-a'] },
+          { cookie: `oauth2_proxy_kubeflow=${COOKIE_VALUE}`, namespaces: ['team-a'] },
+        ],
+      }),
+    ])
+  }, 150_000)
+  afterAll(async () => {
+    await Promise.all([single?.stop(), multi?.stop()])
+    rmSync(shared, { recursive: true, force: true })
+  })
+
+  it("goes from a flow file to the run URL in one command with the seed's profile named by METAFLOW_PROFILE", async () => {
+    const home = tempDir()
+    mkdirSync(join(home, '.metaflowconfig'))
+    writeFileSync(
+      join(home, '.metaflowconfig', 'config_sree.json'),
+      JSON.stringify({
+        METAFLOW_DATASTORE_SYSROOT_S3: 's3://my-bucket/aip/metaflow',
+        METAFLOW_DEFAULT_DATASTORE: 's3',
+        METAFLOW_AWS_ARN: 'arn:aws:iam::123456789012:role/my-team-role',
+        METAFLOW_AWS_S3_REGION: 'us-west-2',
+        KFP_RUN_URL_PREFIX: 'https://kubeflow.example.com/pipeline/#/runs/details',
+        // The one key the seed's profile lacks: the seed's kfp.Client() found KFP in-cluster or through kubeconfig.
+        KF_PIPELINES_ENDPOINT: single.url,
+      }),
+    )
+    const r = await runAgent(
+      ['submit', join(FLOWS, 'hello_flow.py'), '--experiment-name', 'MF-on-KFP-P2', '--run-name', 'hello_run', '--code-url', 'https://example.com/flows/hello_flow.py'],
+      { env: env(home, { METAFLOW_PROFILE: 'sree' }), cwd: home },
+    )
+    expect(r.code, r.stderr).toBe(0)
+    const id = runIdOf(r)
+    expect(r.stdout).toContain(`Run URL: https://kubeflow.example.com/pipeline/#/runs/details/${id}\n`)
+    const run = (await single.runs()).find((x) => x.run_id === id) as Record<string, any>
+    expect(run.display_name).toBe('hello_run')
+    // The generated pipeline carries the profile's settings to every task, as generate writes them.
+    expect(JSON.stringify(run.pipeline_spec)).toContain('arn:aws:iam::123456789012:role/my-team-role')
+    const exp = (await single.log()).find((l) => l.method === 'POST' && l.path === '/apis/v2beta1/experiments' && l.body.includes('MF-on-KFP-P2'))
+    expect(exp).toBeDefined()
+  })
+
+  it('goes from a flow file to the run URL with exported variables instead of a profile, with no double slash after the prefix', async () => {
+    const home = tempDir()
+    const r = await runAgent(['submit', join(FLOWS, 'hello_flow.py'), '--code-url=https://example.com/flows/hello_flow.py'], {
+      env: env(home, {
+        METAFLOW_AWS_ARN: 'arn:aws:iam::170606514770:role/dev-role',
+        METAFLOW_AWS_S3_REGION: 'us-west-2',
+        METAFLOW_DATASTORE_SYSROOT_S3: 's3://bucket/aip/metaflow',
+        KFP_RUN_URL_PREFIX: 'https://kubeflow.example.com/pipeline/#/runs/details/',
+        KF_PIPELINES_ENDPOINT: single.url,
+      }),
+      cwd: home,
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`Run URL: https://kubeflow.example.com/pipeline/#/runs/details/${runIdOf(r)}\n`)
+  })
+
+  it('sends a pipeline file as it is, with --param typed as the pipeline declares it, and links the UI host without a prefix', async () => {
+    const r = await runAgent(['submit', PARAMS, '--host', single.url, '--param', 'alpha=0.75', '--param', 'who=kfp', '--run-name', 'typed'], {
+      env: env(tempDir(), { KF_PIPELINES_UI_ENDPOINT: 'https://ui.example.com/' }),
+    })
+    expect(r.code, r.stderr).toBe(0)
+    const id = runIdOf(r)
+    expect(r.stdout).toContain(`Run URL: https://ui.example.com/#/runs/details/${id}`)
+    const run = (await single.runs()).find((x) => x.run_id === id) as Record<string, any>
+    expect(run.runtime_config.parameters).toEqual({ alpha: 0.75, who: 'kfp' })
+  })
+
+  it('refuses a --param the pipeline does not declare before sending anything', async () => {
+    const before = (await single.log()).length
+    const r = await runAgent(['submit', PARAMS, '--host', single.url, '--param', 'beta=1'], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(64)
+    expect(oneErrorLine(r)).toMatch(/failed to set --param beta: .*declares no such input.*its inputs are: code_url, alpha, who/)
+    expect((await single.log()).length).toBe(before)
+  })
+
+  it('finds an experiment whose name holds + and % through paged listings, and does not create it again', async () => {
+    const name = 'a+b 100%'
+    const e = env(tempDir())
+    const first = await runAgent(['submit', HELLO, '--host', single.url, '--experiment-name', name], { env: e })
+    expect(first.code, first.stderr).toBe(0)
+    const second = await runAgent(['submit', HELLO, '--host', single.url, '--experiment-name', name], { env: e })
+    expect(second.code, second.stderr).toBe(0)
+    const creates = (await single.log()).filter((l) => l.method === 'POST' && l.path === '/apis/v2beta1/experiments' && l.body.includes('a+b 100%'))
+    expect(creates).toHaveLength(1)
+  })
+
+  it('in multi-user mode, submits into the namespace with a token, and prints no token', async () => {
+    const r = await runAgent(['submit', HELLO, '--host', multi.url, '--namespace', 'team-a', '--token', TOKEN], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(0)
+    noSecrets(r)
+    const exp = (await multi.log()).find((l) => l.method === 'POST' && l.path === '/apis/v2beta1/experiments')
+    expect(JSON.parse(exp?.body ?? '{}')).toMatchObject({ display_name: 'Default', namespace: 'team-a' })
+  })
+
+  it('in multi-user mode, submits with a login cookie', async () => {
+    const r = await runAgent(['submit', HELLO, '--host', multi.url, '--cookie', `oauth2_proxy_kubeflow=${COOKIE_VALUE}`], { env: env(tempDir(), { KFP_NAMESPACE: 'team-a' }) })
+    expect(r.code, r.stderr).toBe(0)
+    noSecrets(r)
+  })
+
+  it('re-reads the token file for every request, so a token the kubelet rotated mid-wait is used', async () => {
+    writeFileSync(tokenFile, 'projected-1-xyz')
+    const p = startAgent(['submit', HELLO, '--host', multi.url, '--namespace', 'team-a', '--wait', '--poll-interval', '1.5'], {
+      env: env(tempDir(), { KF_PIPELINES_SA_TOKEN_PATH: tokenFile }),
+    })
+    await p.waitFor(/Run ID: /, 60_000)
+    // As the kubelet does it: the new token appears whole (a rename), never as an empty file.
+    writeFileSync(`${tokenFile}.new`, 'projected-2-abc')
+    renameSync(`${tokenFile}.new`, tokenFile)
+    const r = await p.done
+    expect(r.code, r.stderr).toBe(0)
+    const used = new Set((await multi.log()).map((l) => l.authorization))
+    expect(used).toContain('Bearer projected-1-xyz')
+    expect(used).toContain('Bearer projected-2-abc')
+  })
+
+  it('exits 64 in multi-user mode without a namespace, saying how to give one', async () => {
+    const r = await runAgent(['submit', HELLO, '--host', multi.url, '--token', TOKEN], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(64)
+    expect(oneErrorLine(r)).toMatch(/multi-user mode and no namespace was given \(give --namespace NS/)
+    noSecrets(r)
+  })
+
+  it('exits 77 with one line naming the credential tried when KFP answers 401, without printing it', async () => {
+    const r = await runAgent(['submit', HELLO, '--host', multi.url, '--namespace', 'team-a'], { env: env(tempDir(), { KFP_API_TOKEN: 'tok-wrong-but-secret' }) })
+    expect(r.code, r.stderr).toBe(77)
+    const line = oneErrorLine(r)
+    expect(line).toMatch(/refused the bearer token from KFP_API_TOKEN: 401 /)
+    expect(line).toMatch(/\(give a token with --token or KFP_API_TOKEN/)
+    expect(r.stderr + r.stdout).not.toContain('tok-wrong-but-secret')
+  })
+
+  it('exits 77 when KFP answers 403 for a namespace the token may not use', async () => {
+    const r = await runAgent(['submit', HELLO, '--host', multi.url, '--namespace', 'team-a', '--token', OTHER_TOKEN], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(77)
+    expect(oneErrorLine(r)).toMatch(/refused the bearer token from --token: 403 .*check --namespace/)
+    noSecrets(r)
+  })
+
+  it('exits 69 with one line when the host cannot be reached', async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const port = await new Promise<number>((res) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port
+        srv.close(() => res(p))
+      })
+    })
+    const r = await runAgent(['submit', HELLO, '--host', `http://127.0.0.1:${port}`], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(69)
+    expect(oneErrorLine(r)).toMatch(new RegExp(`failed to reach the KFP API: could not reach KFP at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\(check --host`))
+  }, 60_000)
+
+  it('exits 64 when no host is given anywhere', async () => {
+    const r = await runAgent(['submit', HELLO], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(64)
+    expect(oneErrorLine(r)).toMatch(/no host given \(give --host URL/)
+  })
+
+  it('retries the listing through 503s and resets', async () => {
+    await single.faults([
+      { method: 'GET', path: '/experiments$', status: 503, count: 1 },
+      { method: 'GET', path: '/experiments$', reset: true, count: 1 },
+    ])
+    const r = await runAgent(['submit', HELLO, '--host', single.url, '--experiment-name', 'flaky'], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/retrying the experiment listing/)
+  })
+
+  it('never creates a run twice when KFP made it but its answer was a 503: it finds the run by its request marker', async () => {
+    await single.faults([{ method: 'POST', path: '/runs$', status: 503, count: 1, after: true }])
+    const r = await runAgent(['submit', HELLO, '--host', single.url, '--run-name', 'once-only'], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(0)
+    const runs = (await single.runs()).filter((x) => x.display_name === 'once-only')
+    expect(runs).toHaveLength(1)
+    expect(runIdOf(r)).toBe(runs[0]?.run_id)
+    expect(r.stderr).toMatch(/not creating it again/)
+  })
+
+  it('creates the run again when a reset came before KFP made it', async () => {
+    await single.faults([{ method: 'POST', path: '/runs$', reset: true, count: 1 }])
+    const r = await runAgent(['submit', HELLO, '--host', single.url, '--run-name', 'after-reset'], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(0)
+    expect((await single.runs()).filter((x) => x.display_name === 'after-reset')).toHaveLength(1)
+  })
+
+  it("exits 65 with KFP's own message in one line when it refuses the pipeline spec", async () => {
+    const bad = join(tempDir(), 'bad.yaml')
+    const { readFileSync } = await import('node:fs')
+    writeFileSync(bad, readFileSync(HELLO, 'utf8').replace(/^root:\n/m, 'root:\n  colour: red\n'))
+    const r = await runAgent(['submit', bad, '--host', single.url], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(65)
+    expect(oneErrorLine(r)).toMatch(/failed to create the run .*KFP refused it: 400 Invalid input error: Failed to parse the pipeline spec: .*colour/)
+  })
+
+  it('--wait follows the run to SUCCEEDED, one line per task state change with --progress, and exits 0', async () => {
+    await single.configure({ outcome: 'SUCCEEDED' })
+    const r = await runAgent(['submit', HELLO, '--host', single.url, '--wait', '--poll-interval', '0.1', '--progress'], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/task start RUNNING\n[\s\S]*task start SUCCEEDED/)
+    expect(r.stderr).toMatch(/task end SUCCEEDED/)
+    expect(r.stdout).toMatch(new RegExp(`^Run ${runIdOf(r)} SUCCEEDED$`, 'm'))
+  })
+
+  it('--wait reports FAILED and exits 1, quiet when not a terminal except the final line', async () => {
+    await single.configure({ outcome: 'FAILED' })
+    try {
+      const r = await runAgent(['submit', HELLO, '--host', single.url, '--wait', '--poll-interval', '0.1'], { env: env(tempDir()) })
+      expect(r.code, r.stderr).toBe(1)
+      expect(r.stderr).not.toMatch(/task /)
+      expect(r.stdout).toMatch(new RegExp(`^Run ${runIdOf(r)} FAILED: task end failed$`, 'm'))
+    } finally {
+      await single.configure({ outcome: 'SUCCEEDED' })
+    }
+  })
+
+  it('stops watching on Ctrl-C and says the run goes on', async () => {
+    const p = startAgent(['submit', HELLO, '--host', single.url, '--wait', '--poll-interval', '30'], { env: env(tempDir()) })
+    await p.waitFor(/Run URL: /, 60_000)
+    await new Promise((r) => setTimeout(r, 300))
+    p.child.kill('SIGINT')
+    const r = await p.done
+    expect(r.code, r.stderr).toBe(130)
+    expect(r.stderr).toMatch(/stopped watching run \S+; the run goes on in KFP/)
+  })
+
+  it('status prints the run state and its tasks; terminate stops a run', async () => {
+    const e = env(tempDir())
+    const made = await runAgent(['submit', HELLO, '--host', single.url], { env: e })
+    const id = runIdOf(made)
+    const st = await runAgent(['status', id, '--host', single.url], { env: e })
+    expect(st.code, st.stderr).toBe(0)
+    expect(st.stdout).toMatch(new RegExp(`^Run ${id}: RUNNING$`, 'm'))
+    expect(st.stdout).toMatch(/^ {2}task start: RUNNING$/m)
+    const t = await runAgent(['terminate', id, '--host', single.url], { env: e })
+    expect(t.code, t.stderr).toBe(0)
+    const after = await runAgent(['status', id, '--host', single.url], { env: e })
+    expect(after.stdout).toMatch(new RegExp(`^Run ${id}: CANCELED$`, 'm'))
+    const missing = await runAgent(['status', 'no-such-run', '--host', single.url], { env: e })
+    expect(missing.code).toBe(64)
+    expect(oneErrorLine(missing)).toMatch(/404 .*not found/)
+  })
+})
