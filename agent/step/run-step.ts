@@ -10,7 +10,7 @@ import { DEFAULTS, METAFLOW_MAX_ATTEMPTS } from '../config.js'
 import type { InitConfig, StepConfig, TaskConfig } from '../config.js'
 import { isTaskDone, readTaskRecord } from '../datastore/datastore.js'
 import type { ObjectStore, TaskRef } from '../datastore/datastore.js'
-import { openStore, resolveDatastoreRoot } from '../datastore/datastore-root.js'
+import { cardSetup, openStore, resolveDatastoreRoot } from '../datastore/datastore-root.js'
 import { AgentError, describeError } from '../errors.js'
 import { findFlowName } from './flow-file.js'
 import { initArgs, initParamEnv, initParamVar, paramKey, stepArgs, stepEnv } from './metaflow-command.js'
@@ -308,7 +308,8 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     store: openStore(cfg.datastore, datastoreRoot, aws.store),
     top: { flowPath: code.flowPath, datastore: cfg.datastore, datastoreRoot, metadata: cfg.metadata },
     // The credentials stage: from here on the step gets the role from the agent's endpoint.
-    env: await aws.stepEnv(env, work),
+    // cardSetup makes @card write under the datastore root, not in the work dir.
+    env: { ...(await aws.stepEnv(env, work)), ...(await cardSetup(cfg.datastore, datastoreRoot, code.codeDir, io.env)) },
     aws,
     python,
   }
