@@ -1,6 +1,8 @@
 // Reads a flow through Metaflow itself (one Python start): its graph, each step's decorators and the flow's parameters, for generate.
 import { execFile } from 'node:child_process'
-import { resolve } from 'node:path'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { AgentError } from '../errors.js'
 
 /** One step as Metaflow's FlowGraph sees it, with what its decorators decide at deploy time. */
@@ -49,18 +51,17 @@ export interface FlowInfo {
   hasConfigs: boolean
 }
 
-// Runs with the user's interpreter. Imports the flow file as a module (so its `if __name__ ==
-// "__main__"` block does not start Metaflow's CLI), finds the FlowSpec, and prints one JSON
-// document. The flow's own prints go to stderr so stdout stays JSON.
+// Runs with the user's interpreter: the flow file runs as Metaflow runs it, through its own CLI,
+// with a harmless command, and the script reports the flow class the CLI prepared as one JSON
+// document. The flow's own prints (and Metaflow's) go to stderr so stdout stays JSON.
 export const FLOW_READER_PY = String.raw`
-import importlib.util, inspect, json, os, sys
+import json, os, sys
 out = sys.stdout
 sys.stdout = sys.stderr
 path = os.path.abspath(sys.argv[1])
 wanted = sys.argv[2] or None
 ds_type = sys.argv[3]
 sys.path.insert(0, os.path.dirname(path))
-sys.argv = [path]
 
 def fail(kind, message):
     out.write(json.dumps({"error": kind, "message": message}))
@@ -68,29 +69,52 @@ def fail(kind, message):
     sys.exit(3)
 
 try:
+    import types
     from metaflow import FlowSpec
     from metaflow import parameters as mf_parameters
 except Exception as e:
     fail("metaflow", "%s: %s" % (type(e).__name__, e))
 
-spec = importlib.util.spec_from_file_location("_metaflow_kfp_flow", path)
-mod = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = mod
+# Metaflow's own CLI reads the flow: it processes Configs, flow and step mutators and the
+# parameters' kwargs exactly as for a run. Its output-raw command is swapped for one that keeps
+# what the CLI built, so nothing runs and nothing is printed.
+captured = {}
+def _capture(*args, **kwargs):
+    from metaflow._vendor import click
+    captured["cls"] = click.get_current_context().obj.flow.__class__
+_flowspec_init = FlowSpec.__init__
+def _init(self, use_cli=True):
+    if use_cli:
+        # Imported inside the flow's context, as FlowSpec.__init__ imports it: metaflow.cli builds
+        # its Config options from the flow class when it is first imported.
+        with mf_parameters.flow_context(self.__class__):
+            import metaflow.cli as mf_cli
+        command = mf_cli.cli.commands.get("output-raw")
+        if command is None:
+            fail("metaflow", "this Metaflow has no output-raw command to read the flow through")
+        command.callback = _capture
+    _flowspec_init(self, use_cli)
+FlowSpec.__init__ = _init
+sys.argv = [path, "--quiet", "output-raw"]
 try:
-    spec.loader.exec_module(mod)
+    # A real __main__ module, as python FLOW.py has: Config expressions and FlowGraph's source
+    # lookups go through sys.modules[cls.__module__].
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    sys.modules["__main__"] = main
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec")
+    exec(code, main.__dict__)
 except SystemExit as e:
-    fail("import", "the flow file exited while being imported (code %s)" % e.code)
+    if "cls" not in captured:
+        fail("refused", "Metaflow refused it (exit %s)" % e.code)
 except BaseException as e:
     fail("import", "%s: %s" % (type(e).__name__, e))
-
-flows = [v for v in vars(mod).values()
-         if inspect.isclass(v) and issubclass(v, FlowSpec) and v is not FlowSpec and v.__module__ == spec.name]
-if wanted:
-    flows = [f for f in flows if f.__name__ == wanted]
-if len(flows) != 1:
-    fail("flow", "found %s FlowSpec classes%s: %s" % (len(flows), " named %s" % wanted if wanted else "",
-         ", ".join(f.__name__ for f in flows) or "none"))
-cls = flows[0]
+if "cls" not in captured:
+    fail("flow", "the file did not start Metaflow: it needs if __name__ == '__main__': MyFlow()")
+cls = captured["cls"]
+if wanted and cls.__name__ != wanted:
+    fail("flow", "the file runs %s, not %s" % (cls.__name__, wanted))
 
 def pod(v):
     try:
@@ -102,23 +126,11 @@ def pod(v):
             return [pod(x) for x in v]
         return repr(v)
 
-try:
-    params = list(cls._get_parameters())
-    has_configs = any(p.IS_CONFIG_PARAMETER for _, p in params)
-    # Resolves parameter kwargs (and configs' defaults when the flow mutates itself with them),
-    # as Metaflow's CLI does before it builds its options.
-    processed = cls._process_config_decorators({}, process_configs=not has_configs)
-    if processed is not None:
-        cls = processed
-except BaseException as e:
-    fail("parameters", "%s: %s" % (type(e).__name__, e))
-
-class _Datastore(object):
-    TYPE = ds_type
-try:
+has_configs = any(p.IS_CONFIG_PARAMETER for _, p in cls._get_parameters())
+if mf_parameters.context_proto is None:
+    class _Datastore(object):
+        TYPE = ds_type
     mf_parameters.set_parameter_context(cls.__name__, lambda *a, **k: None, _Datastore, {})
-except BaseException as e:
-    fail("parameters", "%s: %s" % (type(e).__name__, e))
 
 from metaflow.parameters import deploy_time_eval
 from metaflow.includefile import FilePathClass
@@ -227,11 +239,22 @@ export interface ReadFlowOptions {
 /** Starts `python -c SCRIPT FLOW` once and returns what Metaflow says about the flow. */
 export async function readFlow(flowFile: string, o: ReadFlowOptions): Promise<FlowInfo> {
   const file = resolve(flowFile)
+  // Metaflow's CLI makes a local datastore folder (./.metaflow) when it finds none: give it a
+  // throwaway one, so reading a flow leaves nothing behind.
+  const scratch = await mkdtemp(join(tmpdir(), 'metaflow-kfp-read-'))
+  try {
+    return await readWith(file, flowFile, o, scratch)
+  } finally {
+    await rm(scratch, { recursive: true, force: true })
+  }
+}
+
+async function readWith(file: string, flowFile: string, o: ReadFlowOptions, scratch: string): Promise<FlowInfo> {
   const { code, stdout, stderr, spawnError } = await new Promise<{ code: number | null; stdout: string; stderr: string; spawnError?: NodeJS.ErrnoException }>((done) => {
     execFile(
       o.python,
       ['-c', FLOW_READER_PY, file, o.flowName ?? '', o.datastore ?? 'local'],
-      { env: { ...o.env, PYTHONDONTWRITEBYTECODE: '1', METAFLOW_USER: o.env.METAFLOW_USER ?? 'kfp-user' }, maxBuffer: 64 << 20, timeout: o.timeoutMs ?? 120_000, killSignal: 'SIGKILL' },
+      { env: { ...o.env, PYTHONDONTWRITEBYTECODE: '1', METAFLOW_USER: o.env.METAFLOW_USER ?? 'kfp-user', METAFLOW_DATASTORE_SYSROOT_LOCAL: scratch }, maxBuffer: 64 << 20, timeout: o.timeoutMs ?? 120_000, killSignal: 'SIGKILL' },
       (err, out, errOut) => {
         const e = err as (NodeJS.ErrnoException & { code?: unknown }) | null
         if (e && typeof e.code === 'string') return done({ code: null, stdout: out, stderr: errOut, spawnError: e })
@@ -249,8 +272,10 @@ export async function readFlow(flowFile: string, o: ReadFlowOptions): Promise<Fl
     doc = undefined
   }
   if (doc === undefined || code !== 0) {
-    const last = stderr.trim().split('\n').slice(-1)[0] ?? ''
+    const last = (stderr.trim().split('\n').slice(-1)[0] ?? '').trim()
     if (doc && doc.error !== undefined) {
+      // Metaflow's CLI printed why it refused the flow (a lint error, a Config it cannot read): its last line says it.
+      if (doc.error === 'refused' && last) doc.message = `${doc.message}: ${last}`
       const hint = doc.error === 'metaflow' ? `install Metaflow for ${o.python}, or pass --python` : doc.error === 'flow' ? 'name the FlowSpec class with --flow-name' : 'run python FLOW.py show to see what Metaflow says'
       throw new AgentError('usage', `failed to read the flow ${flowFile}: ${doc.message}`, { hint })
     }

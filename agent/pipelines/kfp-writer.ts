@@ -175,14 +175,26 @@ function rootInput(p: FlowParameter): Obj {
   return spec
 }
 
-/** @resources as KFP's resource spec: the string fields KFP >= 2.x reads, requests equal to limits; memory in MB as Metaflow counts it. */
+/**
+ * @resources as KFP's resource spec, requests equal to limits, memory in MB as Metaflow counts it.
+ * Both field sets the kfp SDK writes: the strings newer backends read and the numbers (cores, GB)
+ * older ones read.
+ */
 function kfpResources(p: PlannedStep): Obj | undefined {
   const r = p.resources
   if (!r) return undefined
   const spec: Obj = {}
-  if (r.cpu !== null) Object.assign(spec, { resourceCpuRequest: r.cpu, resourceCpuLimit: r.cpu })
-  if (r.memory !== null) Object.assign(spec, { resourceMemoryRequest: `${r.memory}M`, resourceMemoryLimit: `${r.memory}M` })
-  if (r.gpu !== null) spec.accelerator = { resourceType: 'nvidia.com/gpu', resourceCount: r.gpu }
+  const cpu = r.cpu === null ? NaN : Number(r.cpu)
+  const memory = r.memory === null ? NaN : Number(r.memory)
+  if (r.cpu !== null) {
+    Object.assign(spec, { resourceCpuRequest: r.cpu, resourceCpuLimit: r.cpu })
+    if (Number.isFinite(cpu)) Object.assign(spec, { cpuRequest: cpu, cpuLimit: cpu })
+  }
+  if (r.memory !== null) {
+    Object.assign(spec, { resourceMemoryRequest: `${r.memory}M`, resourceMemoryLimit: `${r.memory}M` })
+    if (Number.isFinite(memory)) Object.assign(spec, { memoryRequest: memory / 1000, memoryLimit: memory / 1000 })
+  }
+  if (r.gpu !== null) spec.accelerator = { resourceType: 'nvidia.com/gpu', resourceCount: r.gpu, type: 'nvidia.com/gpu', count: r.gpu }
   return Object.keys(spec).length > 0 ? spec : undefined
 }
 

@@ -59,8 +59,8 @@ export function generate(flowFile: string, args: readonly string[], opts: { cwd?
 }
 
 /** Generates into `out` and returns the text; fails the test with generate's own message otherwise. */
-export async function generateFile(flowFile: string, out: string, args: readonly string[] = []): Promise<string> {
-  const r = await generate(flowFile, [...args, '--output', out])
+export async function generateFile(flowFile: string, out: string, args: readonly string[] = [], opts: { cwd?: string } = {}): Promise<string> {
+  const r = await generate(flowFile, [...args, '--output', out], opts)
   if (r.code !== 0) throw new Error(`generate ${flowFile} exited ${r.code}: ${r.stderr}`)
   return readFileSync(out, 'utf8')
 }

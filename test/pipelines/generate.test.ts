@@ -13,7 +13,7 @@ import { argoLint, generate, generateFile, kfpCheck } from './generate-checks'
 const TEMPLATES = resolve(REPO, 'pipeline-templates')
 const CORPUS = join(FIXTURE_FLOWS, 'generate')
 const TEMPLATE_FLOWS = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_foreach_flow', 'params_flow']
-const SHAPES = ['nested_branch_flow', 'triple_foreach_flow', 'foreach_in_branch_flow', 'branch_in_foreach_flow', 'linear_flow']
+const SHAPES = ['nested_branch_flow', 'triple_foreach_flow', 'foreach_in_branch_flow', 'branch_in_foreach_flow', 'linear_flow', 'config_flow']
 
 type Obj = Record<string, any>
 
@@ -104,6 +104,16 @@ describe('metaflow-kfp generate', () => {
       expect(argo.spec.arguments.parameters).toContainEqual({ name: 'tag_name', value: 'tag-linearflow', description: 'a default computed by a function' })
     })
 
+    it("reads the flow through Metaflow's CLI, so a Config's values reach parameter defaults and @environment", async () => {
+      const dir = tempDir()
+      const kfp = parse(await generateFile(join(CORPUS, 'config_flow.py'), join(dir, 'p.yaml'), [], { cwd: dir })) as Obj
+      expect(kfp.root.inputDefinitions.parameters.alpha).toMatchObject({ parameterType: 'NUMBER_INTEGER', defaultValue: 2 })
+      expect(kfp.root.inputDefinitions.parameters.settings).toBeUndefined()
+      expect(kfp.deploymentSpec.executors['exec-start'].container.env).toEqual([{ name: 'MODE', value: 'fast' }])
+      // and it leaves nothing behind in the folder it ran from
+      expect(readdirSync(dir)).toEqual(['p.yaml'])
+    })
+
     it('sets a default with --param, checked against the parameter type', async () => {
       const dir = tempDir()
       const kfp = parse(await generateFile(linear, join(dir, 'p.yaml'), ['--param', 'count=7', '--param', 'loud=true'])) as Obj
@@ -164,6 +174,8 @@ describe('metaflow-kfp generate', () => {
       const kfp = parse(await generateFile(linear, join(dir, 'p.yaml'))) as Obj
       expect(kfp.deploymentSpec.executors['exec-start'].container.resources).toEqual({
         resourceCpuRequest: '2', resourceCpuLimit: '2', resourceMemoryRequest: '512M', resourceMemoryLimit: '512M',
+        // the numeric fields older KFP backends read, as the kfp SDK writes them: cores and GB
+        cpuRequest: 2, cpuLimit: 2, memoryRequest: 0.512, memoryLimit: 0.512,
       })
       const argo = parse(await generateFile(linear, join(dir, 'a.yaml'), ['--format', 'argo'])) as Obj
       const start = argo.spec.templates.find((t: Obj) => t.name === 'start')
@@ -207,7 +219,7 @@ describe('metaflow-kfp generate', () => {
     it('a flow file that fails to import, with the exception Metaflow saw', async () => {
       const dir = tempDir()
       writeFileSync(join(dir, 'broken.py'), 'import no_such_module_here\n')
-      const r = await generate(join(dir, 'broken.py'), [])
+      const r = await generate(join(dir, 'broken.py'), [], { cwd: dir })
       expect(r.code).toBe(64)
       expect(r.stderr.trim()).toMatch(/^metaflow-kfp: error: failed to read the flow .*broken\.py: ModuleNotFoundError: No module named 'no_such_module_here' \(/)
     })
