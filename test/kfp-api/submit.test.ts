@@ -249,6 +249,28 @@ describe('metaflow-kfp submit', () => {
     expect((await single.runs()).filter((x) => x.display_name === 'after-reset')).toHaveLength(1)
   })
 
+  it('sends a second, platform document as {pipeline_spec, platform_spec}, which KFP accepts', async () => {
+    const file = join(tempDir(), 'with-platform.yaml')
+    const { readFileSync } = await import('node:fs')
+    writeFileSync(file, `${readFileSync(HELLO, 'utf8')}\n---\nplatforms:\n  kubernetes:\n    deploymentSpec:\n      executors: {}\n`)
+    const r = await runAgent(['submit', file, '--host', single.url], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(0)
+    const run = (await single.runs()).find((x) => x.run_id === runIdOf(r)) as Record<string, any>
+    expect(Object.keys(run.pipeline_spec).sort()).toEqual(['pipeline_spec', 'platform_spec'])
+  })
+
+  it('exits 69 after a bounded number of tries when every run creation answers 503, having looked for the run before each retry', async () => {
+    await single.faults([{ method: 'POST', path: '/runs$', status: 503, count: 5 }])
+    const before = (await single.log()).length
+    const r = await runAgent(['submit', HELLO, '--host', single.url, '--run-name', 'never-made'], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(69)
+    expect(oneErrorLine(r)).toMatch(/failed to create the run "never-made": 503 stand-in fault/)
+    const calls = (await single.log()).slice(before)
+    expect(calls.filter((l) => l.method === 'POST' && l.path === '/apis/v2beta1/runs')).toHaveLength(5)
+    expect(calls.filter((l) => l.method === 'GET' && l.path === '/apis/v2beta1/runs')).toHaveLength(4)
+    expect((await single.runs()).filter((x) => x.display_name === 'never-made')).toHaveLength(0)
+  }, 60_000)
+
   it("exits 65 with KFP's own message in one line when it refuses the pipeline spec", async () => {
     const bad = join(tempDir(), 'bad.yaml')
     const { readFileSync } = await import('node:fs')

@@ -1,0 +1,58 @@
+// Reading a pipeline file for submit: the spec sent, the platform document, and --param typed by the declared inputs.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { AgentError } from '../../agent/errors'
+import { parsePipelineFile, typedParameters } from '../../agent/kfp-api/pipeline-file'
+import { REPO } from '../helpers/paths'
+
+const PARAMS = readFileSync(join(REPO, 'pipeline-templates', 'params_flow.kfp.yaml'), 'utf8')
+const ARGO = readFileSync(join(REPO, 'pipeline-templates', 'hello_flow.argo.yaml'), 'utf8')
+
+function refusal(fn: () => unknown): AgentError {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof AgentError) return err
+    throw err
+  }
+  throw new Error('expected a refusal')
+}
+
+describe('a pipeline file for submit', () => {
+  it('is sent as the bare IR when it has one document, with its declared inputs', () => {
+    const p = parsePipelineFile(PARAMS, 'params.yaml')
+    expect(p.pipelineSpec).toHaveProperty('pipelineInfo')
+    expect(p.inputs).toMatchObject({ alpha: 'NUMBER_DOUBLE', who: 'STRING' })
+  })
+
+  it('is sent as {pipeline_spec, platform_spec} when a platform document follows', () => {
+    const p = parsePipelineFile(`${PARAMS}\n---\nplatforms:\n  kubernetes:\n    deploymentSpec: {}\n`, 'p.yaml')
+    expect(Object.keys(p.pipelineSpec).sort()).toEqual(['pipeline_spec', 'platform_spec'])
+  })
+
+  it('refuses an Argo Workflow with a hint to generate the KFP v2 form', () => {
+    const e = refusal(() => parsePipelineFile(ARGO, 'hello.argo.yaml'))
+    expect(e.exitCode).toBe(64)
+    expect(e.message).toMatch(/Argo Workflow, for KFP 1\.x/)
+  })
+
+  it('refuses a YAML file that is not a pipeline, and a third document', () => {
+    expect(refusal(() => parsePipelineFile('a: 1\n', 'x.yaml')).message).toMatch(/not a KFP v2 pipeline/)
+    expect(refusal(() => parsePipelineFile(`${PARAMS}\n---\nplatforms: {}\n---\nmore: 1\n`, 'x.yaml')).message).toMatch(/only one platform document/)
+  })
+
+  it('types each --param as the pipeline declares it', () => {
+    const inputs = { n: 'NUMBER_INTEGER', x: 'NUMBER_DOUBLE', b: 'BOOLEAN', l: 'LIST', s: 'STRUCT', t: 'STRING' }
+    expect(typedParameters({ n: '3', x: '0.5', b: 'true', l: '[1, "a"]', s: '{"k": 1}', t: '007' }, inputs, 'p')).toEqual({ n: 3, x: 0.5, b: true, l: [1, 'a'], s: { k: 1 }, t: '007' })
+  })
+
+  it('refuses a value of the wrong type and a name the pipeline does not declare, naming its inputs', () => {
+    const inputs = { n: 'NUMBER_INTEGER', l: 'LIST' }
+    expect(refusal(() => typedParameters({ n: '1.5' }, inputs, 'p')).message).toMatch(/"1\.5" is not a whole number/)
+    expect(refusal(() => typedParameters({ l: '{"a": 1}' }, inputs, 'p')).message).toMatch(/not a JSON list/)
+    const e = refusal(() => typedParameters({ m: '1' }, inputs, 'p'))
+    expect(e.message).toMatch(/declares no such input/)
+    expect(e.hint).toBe('its inputs are: n, l')
+  })
+})
