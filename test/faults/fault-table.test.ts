@@ -9,7 +9,7 @@ import { REPO } from '../helpers/paths'
 /** Each fault class: which cases belong to it (by "file > describe > name") and what the agent does. */
 const CLASSES: { name: string; cases: RegExp; does: string }[] = [
   { name: 'S3 faults that pass (503 SlowDown, 500, resets mid-object, a stalled read) on the code, the task record, the logs, the metadata', cases: /^s3-faults > transient /, does: 'retries with backoff and finishes the task; Metaflow\'s client reports it successful, its logs whole' },
-  { name: 'S3 faults that last', cases: /^s3-faults > permanent /, does: 'code: exit 69 within `--code-timeout`; task record or metadata: exit 74 and no outputs; logs: one warning, the step\'s result stands' },
+  { name: 'S3 faults that last', cases: /^s3-faults > permanent /, does: 'code: exit 69 within `--code-timeout`; task record or metadata: exit 74 and no outputs; logs: a warning, the step\'s result stands' },
   { name: 'SIGTERM and SIGINT to the agent during download, install, init, step, outputs, log upload', cases: /^signals > SIG(TERM|INT) to the agent /, does: 'exits 128+N within seconds; no work dir, `.part` file, child process or output left' },
   { name: 'SIGKILL of the agent at each of those stages', cases: /^signals > SIGKILL /, does: 'the outputs are all there or not there at all' },
   { name: 'Bad values of every flag in `--help` (empty, huge, negative, fractions, NaN, Infinity, `..`, `/`, placeholders, unknown choices)', cases: /^bad-inputs > (a bad value of (a step|an init or config|a run-local) flag|the bad-input tables) /, does: 'exit 64 with one `error:` line; nothing written' },

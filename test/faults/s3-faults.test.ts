@@ -146,11 +146,14 @@ describe('permanent S3 faults', () => {
     expectNoOutputs(c.out)
   }, 150_000)
 
-  it('on the log upload leave the step its result: exit 0, the outputs, one warning', async () => {
+  it('on the log upload leave the step its result: exit 0, the outputs, a warning', async () => {
     const c = await start((runId) => [{ method: 'PUT', client: 'agent', path: new RegExp(`${TASK(runId)}/0\\.task_stdout\\.log$`), fault: internal, times: Infinity }])
     expect(c.r.code, shown(c.r)).toBe(0)
     expect(outputsIn(c.out)).toEqual({ task_id: 'start', split_count: '0', splits: '[]' })
-    expect(c.r.stderr.split('\n').filter((l) => /^metaflow-kfp: warning: failed to save the task logs/.test(l))).toHaveLength(1)
+    // A warning for the final upload (and one for the uploads while the step runs, where the agent makes them).
+    const warnings = c.r.stderr.split('\n').filter((l) => /^metaflow-kfp: warning: failed to save the task logs/.test(l))
+    expect(warnings.length, shown(c.r)).toBeGreaterThanOrEqual(1)
+    expect(warnings.length, shown(c.r)).toBeLessThanOrEqual(2)
     expect(c.r.stderr).not.toMatch(/^metaflow-kfp: error:/m)
   }, 150_000)
 
