@@ -50,7 +50,7 @@ function taskOptions(y: Argv) {
     .option('allow-insecure-http', { type: 'boolean', default: false, group: 'Code:', describe: 'allow http:// without --code-sha256' })
     .option('flow-file', { type: 'string', group: 'Code:', describe: "the flow's path inside a package (default: its only top-level .py)" })
     .option('flow-name', { type: 'string', group: 'Code:', describe: 'the FlowSpec class (default: read from the flow file)' })
-    .option('code-max-bytes', { type: 'number', default: DEFAULTS.codeMaxBytes, group: 'Code:', describe: 'refuse code larger than this many bytes (1 to 2^40)' })
+    .option('code-max-bytes', { type: 'number', default: DEFAULTS.codeMaxBytes, group: 'Code:', describe: 'refuse code larger than this many bytes, downloaded or unpacked (1 to 2^40)' })
     .option('code-timeout', { type: 'number', default: DEFAULTS.codeTimeoutMs / 1000, group: 'Code:', describe: 'seconds for all download attempts together (above 0, up to 86400)' })
     .option('python', { type: 'string', default: DEFAULTS.python, group: 'Runtime:', describe: 'the Python interpreter that runs the flow' })
     .option('runtime', { type: 'string', default: RUNTIME_PIN, group: 'Runtime:', describe: 'the pinned Metaflow, name==version; installed (uv, else pip) when missing' })
