@@ -51,6 +51,8 @@ interface Session {
   credential: Credential
   host: string
   runUrl: (id: string) => string
+  namespace: string | undefined
+  experimentName: string
 }
 
 export async function runKfp(cfg: KfpConfig, io: Io): Promise<number> {
@@ -91,21 +93,18 @@ async function session(cfg: KfpConfig, io: Io): Promise<Session> {
   })
   const http = new KfpHttp({ host, credential, signal: io.signal, onRetry: (line) => io.log(line) })
   const runUrl = (id: string) => (prefix ? `${prefix.replace(/\/+$/, '')}/${id}` : `${withScheme(ui ?? host, '--ui-host').replace(/\/+$/, '')}/#/runs/details/${id}`)
-  // Kept for submit: the namespace and experiment name resolved here.
-  cfg.namespace = v('KFP_NAMESPACE')
-  cfg.experimentName = v('KF_PIPELINES_DEFAULT_EXPERIMENT_NAME') ?? 'Default'
-  return { http, credential, host, runUrl }
+  return { http, credential, host, runUrl, namespace: v('KFP_NAMESPACE'), experimentName: v('KF_PIPELINES_DEFAULT_EXPERIMENT_NAME') ?? 'Default' }
 }
 
 async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
   const pipeline = parsePipelineFile(await pipelineText(cfg, io), cfg.target)
   const parameters = typedParameters(cfg.params, pipeline.inputs, pipeline.name)
-  const health = await call(s, 'reach the KFP API', () => healthz(s.http))
-  const namespace = health.multi_user ? cfg.namespace : undefined
+  const health = await call(s, 'reach the KFP API', () => healthz(s.http).catch(notV2(s)))
+  const namespace = health.multi_user ? s.namespace : undefined
   if (health.multi_user && !namespace) {
     throw new AgentError('usage', `failed to submit to ${s.host}: KFP runs in multi-user mode and no namespace was given`, { hint: 'give --namespace NS (your Kubeflow profile namespace) or set KFP_NAMESPACE' })
   }
-  const experimentName = cfg.experimentName as string
+  const experimentName = s.experimentName
   const experiment = await call(s, `find or create the experiment ${JSON.stringify(experimentName)}`, () => experimentId(s, experimentName, namespace, io.signal))
   const runName = cfg.runName ?? `${pipeline.name} ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`
   // The marker makes creation safe to try again: a run the server made before its answer was lost is found, not made twice.
@@ -116,6 +115,18 @@ async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
   await io.stdout(Buffer.from(`Run URL: ${s.runUrl(run.run_id)}`))
   if (!cfg.wait) return 0
   return watch(s, run.run_id, cfg, io)
+}
+
+/** A 404 from healthz: no v2beta1 API there (a KFP 1.x cluster, or a URL that is not KFP's API). */
+function notV2(s: Session) {
+  return (err: unknown): never => {
+    if (err instanceof KfpHttpError && err.status === 404) {
+      throw new AgentError('usage', `failed to reach the KFP API: ${s.host} has no /apis/v2beta1 (a KFP 1.x cluster, or not the KFP API)`, {
+        hint: 'give the URL of a KFP 2.x API, e.g. https://<kubeflow host>/pipeline; submit does not speak to KFP 1.x yet',
+      })
+    }
+    throw err
+  }
 }
 
 async function pipelineText(cfg: KfpConfig, io: Io): Promise<string> {

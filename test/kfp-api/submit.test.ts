@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { agentEnv, runAgent, startAgent } from '../helpers/agent-process'
 import type { AgentRun } from '../helpers/agent-process'
+import { startServer } from '../helpers/http-server'
 import { FLOWS, REPO, VENV_BIN } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 import { startStandIn } from './standin'
@@ -215,6 +216,36 @@ describe('metaflow-kfp submit', () => {
     expect(r.code, r.stderr).toBe(69)
     expect(oneErrorLine(r)).toMatch(new RegExp(`failed to reach the KFP API: could not reach KFP at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\(check --host`))
   }, 60_000)
+
+  it('exits 77 naming the cookie when a login proxy answers with a redirect to its login page, showing no query string', async () => {
+    const proxy = await startServer((_req, res) => {
+      res.writeHead(302, { location: 'https://login.example.com/dex/auth?state=abc-secret-state' })
+      res.end()
+    })
+    try {
+      const r = await runAgent(['submit', HELLO, '--host', `${proxy.url}/pipeline`, '--cookie', `oauth2_proxy_kubeflow=${COOKIE_VALUE}`], { env: env(tempDir()) })
+      expect(r.code, r.stderr).toBe(77)
+      expect(oneErrorLine(r)).toMatch(/refused the cookie oauth2_proxy_kubeflow \(--cookie\): redirected to https:\/\/login\.example\.com\/dex\/auth, a login page/)
+      expect(r.stderr).not.toContain('abc-secret-state')
+      noSecrets(r)
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('exits 64 saying so when the host has no v2beta1 API (KFP 1.x, or not KFP)', async () => {
+    const other = await startServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/plain' })
+      res.end('404 page not found')
+    })
+    try {
+      const r = await runAgent(['submit', HELLO, '--host', other.url], { env: env(tempDir()) })
+      expect(r.code, r.stderr).toBe(64)
+      expect(oneErrorLine(r)).toMatch(/has no \/apis\/v2beta1 \(a KFP 1\.x cluster, or not the KFP API\)/)
+    } finally {
+      await other.close()
+    }
+  })
 
   it('exits 64 when no host is given anywhere', async () => {
     const r = await runAgent(['submit', HELLO], { env: env(tempDir()) })
