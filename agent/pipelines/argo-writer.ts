@@ -23,6 +23,7 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
     const inputs: Obj[] = []
     const args = ['step', p.step, '--code-url', '{{workflow.parameters.code-url}}', '--run-id', 'kfp-{{workflow.uid}}']
     if (o.flowFile !== undefined) args.push('--flow-file', o.flowFile)
+    if (o.codeSha256 !== undefined) args.push('--code-sha256', o.codeSha256)
     if (p.retry) args.push('--retry-count', '{{retries}}')
     if (p.retry && p.retry.userCode > 0) args.push('--max-user-code-retries', String(p.retry.userCode))
     if (p.isStart) for (const param of params) args.push('--param', `${param.name}={{workflow.parameters.${param.name}}}`)

@@ -5,7 +5,11 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { AGENT_VERSION } from '../build-info.js'
 import { AgentError } from '../errors.js'
 import { readProfile, resolveSettings, SETTING_KEYS } from '../settings.js'
-import type { SettingFlags } from '../settings.js'
+import type { ResolvedSettings, SettingFlags } from '../settings.js'
+import { LocalStore } from '../datastore/datastore.js'
+import { resolveLocalDatastoreRoot } from '../datastore/datastore-root.js'
+import { storeCodePackage } from './code-package.js'
+import type { CodePackage } from './code-package.js'
 import type { Io } from '../step/run-step.js'
 import { writeArgo } from './argo-writer.js'
 import { planFlow } from './flow-plan.js'
@@ -49,7 +53,14 @@ export async function runGenerate(cfg: GenerateConfig, io: Io): Promise<number> 
     datastore: settings.values.METAFLOW_DEFAULT_DATASTORE.value,
     env: io.env,
   })
-  const text = generateText(flow, cfg, env, imageOf(cfg, io.env))
+  let code: Pick<GenerateConfig, 'codeUrl' | 'packageFlowFile'> & { codeSha256?: string | undefined } = { codeUrl: cfg.codeUrl, packageFlowFile: cfg.packageFlowFile }
+  if (cfg.codeUrl === undefined) {
+    // No URL: the flow's folder becomes a package in the datastore, pinned by its sha256.
+    const pkg = await packageIntoDatastore(resolve(io.cwd, cfg.flowFile), flow.flowName, cfg, settings, io)
+    io.log(`stored the code package (${pkg.files} files, ${pkg.bytes} bytes) at ${pkg.url}`)
+    code = { codeUrl: pkg.url, packageFlowFile: cfg.packageFlowFile ?? pkg.flowFile, codeSha256: pkg.sha256 }
+  }
+  const text = generateText(flow, { ...cfg, ...code }, env, imageOf(cfg, io.env))
   if (cfg.output === undefined) {
     await io.stdout(Buffer.from(text.endsWith('\n') ? text.slice(0, -1) : text))
     return 0
@@ -60,19 +71,45 @@ export async function runGenerate(cfg: GenerateConfig, io: Io): Promise<number> 
 }
 
 /** The pipeline text for a flow Metaflow described: pure, for tests. */
-export function generateText(flow: FlowInfo, cfg: Pick<GenerateConfig, 'format' | 'codeUrl' | 'packageFlowFile' | 'params' | 'name' | 'flowFile'>, env: Record<string, string>, image: string): string {
+export function generateText(
+  flow: FlowInfo,
+  cfg: Pick<GenerateConfig, 'format' | 'codeUrl' | 'packageFlowFile' | 'params' | 'name' | 'flowFile'> & { codeSha256?: string | undefined },
+  env: Record<string, string>,
+  image: string,
+): string {
   const plan = planFlow({ ...flow, parameters: withDefaults(flow.parameters, cfg.params, flow.flowName) })
   const o: WriterOptions = {
     name: cfg.name ?? `metaflow-${kebab(flow.flowName)}`,
     image,
     codeUrl: cfg.codeUrl,
     flowFile: cfg.packageFlowFile,
+    codeSha256: cfg.codeSha256,
     env,
     command: IMAGE_COMMAND,
     header: headerOf(plan, flow, cfg),
   }
   checkName(o.name, cfg.format)
   return cfg.format === 'kfp' ? writeKfp(plan, o) : writeArgo(plan, o)
+}
+
+async function packageIntoDatastore(flowFile: string, flowName: string, cfg: GenerateConfig, settings: ResolvedSettings, io: Io): Promise<CodePackage> {
+  if (settings.values.METAFLOW_DEFAULT_DATASTORE.value !== 's3') {
+    const root = resolveLocalDatastoreRoot(cfg.flags.datastoreRoot, io)
+    return storeCodePackage(flowFile, flowName, new LocalStore(root), (key) => `file://${join(root, key)}`)
+  }
+  const root = settings.values.METAFLOW_DATASTORE_SYSROOT_S3.value
+  if (!root || !/^s3:\/\/[^/]+/.test(root)) {
+    throw new AgentError('usage', 'failed to store the code package: no S3 datastore root', { hint: 'set --datastore-root s3://bucket/prefix (or METAFLOW_DATASTORE_SYSROOT_S3), or pass --code-url' })
+  }
+  // Loaded on demand: the AWS SDK is needed only to store a package on S3. Your own credentials
+  // write it (the default chain); the tasks read it as the role.
+  const { S3Store, s3Endpoint } = await import('../aws/s3-store.js')
+  const store = await S3Store.open(root, {
+    region: settings.values.METAFLOW_AWS_S3_REGION.value ?? io.env.AWS_REGION ?? 'us-east-1',
+    endpoint: s3Endpoint(settings.values.METAFLOW_S3_ENDPOINT_URL.value, io.env),
+    maxAttempts: 3,
+  })
+  return storeCodePackage(flowFile, flowName, store, (key) => `${root.replace(/\/+$/, '')}/${key}`)
 }
 
 function imageOf(cfg: GenerateConfig, env: NodeJS.ProcessEnv): string {

@@ -14,6 +14,8 @@ export interface WriterOptions {
   codeUrl?: string | undefined
   /** --flow-file for a package */
   flowFile?: string | undefined
+  /** --code-sha256: every task runs exactly these bytes */
+  codeSha256?: string | undefined
   /** environment every task gets (the resolved settings), before each step's @environment */
   env: Record<string, string>
   /** the agent inside the image */
@@ -63,6 +65,7 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
     const inputDefs: Obj = { code_url: { parameterType: 'STRING' }, run_uuid: { parameterType: 'STRING' } }
     const args = ['step', p.step, '--code-url', input('code_url'), '--run-id', `kfp-${input('run_uuid')}`]
     if (o.flowFile !== undefined) args.push('--flow-file', o.flowFile)
+    if (o.codeSha256 !== undefined) args.push('--code-sha256', o.codeSha256)
     if (p.retry && p.retry.userCode > 0) args.push('--max-user-code-retries', String(p.retry.userCode))
     if (p.isStart) {
       for (const param of params) {

@@ -53,9 +53,14 @@ export async function argoLint(paths: string[]): Promise<{ ok: boolean; output: 
   }
 }
 
-/** `metaflow-kfp generate FLOW --python PYTHON ARGS` in a clean environment. */
+/**
+ * `metaflow-kfp generate FLOW --python PYTHON ARGS` in a clean environment. Without --code-url
+ * or --datastore-root it adds `--code-url file://FLOW`: otherwise generate would store a code
+ * package in the datastore found from the test's folder (the repository).
+ */
 export function generate(flowFile: string, args: readonly string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<AgentRun> {
-  return runAgent(['generate', flowFile, '--python', PYTHON, ...args], { cwd: opts.cwd, env: agentEnv(opts.env ?? {}) })
+  const code = args.includes('--code-url') || args.includes('--datastore-root') ? [] : ['--code-url', `file://${flowFile}`]
+  return runAgent(['generate', flowFile, '--python', PYTHON, ...code, ...args], { cwd: opts.cwd, env: agentEnv(opts.env ?? {}) })
 }
 
 /** Generates into `out` and returns the text; fails the test with generate's own message otherwise. */

@@ -1,5 +1,7 @@
 // metaflow-kfp generate: the templates' wiring for their flows, valid KFP v2 and Argo output, deploy-time semantics, and refusals by name.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
@@ -186,7 +188,7 @@ describe('metaflow-kfp generate', () => {
 
     it('carries the resolved settings, flag over environment, into every task and the image from --image', async () => {
       const dir = tempDir()
-      const r = await generate(join(FLOWS, 'hello_flow.py'), ['--output', join(dir, 'p.yaml'), '--datastore', 's3', '--datastore-root', 's3://bucket/mf', '--image', 'registry.example.com/mf:1'], {
+      const r = await generate(join(FLOWS, 'hello_flow.py'), ['--output', join(dir, 'p.yaml'), '--code-url', 'https://example.com/hello_flow.py', '--datastore', 's3', '--datastore-root', 's3://bucket/mf', '--image', 'registry.example.com/mf:1'], {
         env: { METAFLOW_AWS_ARN: 'arn:aws:iam::123456789012:role/team' },
       })
       expect(r.code).toBe(0)
@@ -229,6 +231,39 @@ describe('metaflow-kfp generate', () => {
       expect(r.code).toBe(64)
       expect(r.stderr).toMatch(/failed to start \/nonexistent\/python3 to read the flow/)
     })
+  })
+
+  it("packages the flow's folder into the datastore without --code-url, pinned by its sha256, the same bytes for the same code", async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'flows', 'lib'), { recursive: true })
+    mkdirSync(join(dir, 'flows', '.git'))
+    copyFileSync(join(FLOWS, 'branch_flow.py'), join(dir, 'flows', 'branch_flow.py'))
+    writeFileSync(join(dir, 'flows', 'lib', 'helper.py'), 'X = 1\n')
+    writeFileSync(join(dir, 'flows', 'data.csv'), 'a,b\n')
+    writeFileSync(join(dir, 'flows', '.git', 'config.py'), 'hidden\n')
+    const root = join(dir, 'store', '.metaflow')
+    const once = async (out: string, format: string) => {
+      const r = await generate(join(dir, 'flows', 'branch_flow.py'), ['--datastore-root', root, '--format', format, '--output', join(dir, out)])
+      expect(r.code).toBe(0)
+      return readFileSync(join(dir, out), 'utf8')
+    }
+    const kfp = parse(await once('a.yaml', 'kfp')) as Obj
+    const url = kfp.root.inputDefinitions.parameters.code_url.defaultValue as string
+    const m = /^file:\/\/(.*\/BranchFlow\/kfp-code\/([0-9a-f]{64})\.tar\.gz)$/.exec(url)
+    expect(m?.[1]?.startsWith(root)).toBe(true)
+    const [, path, sha] = m as RegExpExecArray
+    expect(createHash('sha256').update(readFileSync(path as string)).digest('hex')).toBe(sha)
+    for (const e of Object.values(kfp.deploymentSpec.executors) as Obj[]) {
+      expect(e.container.args).toEqual(expect.arrayContaining(['--code-sha256', sha, '--flow-file', 'branch_flow.py']))
+    }
+    // Metaflow's suffixes only, hidden folders left out.
+    const listing = execFileSync('tar', ['tzf', path as string], { encoding: 'utf8' }).trim().split('\n').sort()
+    expect(listing).toEqual(['branch_flow.py', 'lib/helper.py'])
+    const argo = parse(await once('b.yaml', 'argo')) as Obj
+    expect(argo.spec.arguments.parameters[0]).toEqual({ name: 'code-url', value: url })
+    writeFileSync(join(dir, 'flows', 'lib', 'helper.py'), 'X = 2\n')
+    const changed = parse(await once('c.yaml', 'kfp')) as Obj
+    expect(changed.root.inputDefinitions.parameters.code_url.defaultValue).not.toBe(url)
   })
 
   it('writes to stdout without --output, and never leaves a partial file when the folder is missing', async () => {
