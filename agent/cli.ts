@@ -106,7 +106,7 @@ export function buildParser(argv: readonly string[]) {
     .command('generate <flow>', 'write a KFP v2 pipeline (or an Argo Workflow) that runs the flow, read through Metaflow', (y) =>
       settingOptions(y)
         .positional('flow', { type: 'string', describe: 'the flow file, e.g. flow.py' })
-        .option('code-url', { type: 'string', group: 'Pipeline:', describe: 'where tasks fetch the flow (the code_url input\'s default; without it every run gives one)' })
+        .option('code-url', { type: 'string', group: 'Pipeline:', describe: "where tasks fetch the flow, the code_url input's default (default: the flow's folder, packaged into the datastore and pinned by sha256)" })
         .option('flow-file', { type: 'string', group: 'Pipeline:', describe: "the flow's path inside a .tar.gz package at --code-url" })
         .option('flow-name', { type: 'string', group: 'Pipeline:', describe: 'the FlowSpec class, when the file has several' })
         .option('image', { type: 'string', group: 'Pipeline:', describe: 'the agent image (default: $METAFLOW_KFP_IMAGE, else the profile, else metaflow-kfp:<version>)' })
