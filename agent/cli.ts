@@ -123,6 +123,7 @@ export function buildParser(argv: readonly string[]) {
         .positional('pipeline', { type: 'string', describe: 'a KFP v2 pipeline YAML, or a flow .py file' })
         .option('experiment-name', { type: 'string', group: 'Run:', describe: 'the experiment, created when missing (default: $KF_PIPELINES_DEFAULT_EXPERIMENT_NAME, else Default)' })
         .option('run-name', { type: 'string', group: 'Run:', describe: 'the run name (default: the pipeline name and the time)' })
+        .option('pipeline-name', { type: 'string', group: 'Run:', describe: 'upload the pipeline as a new version of this named pipeline (CamelCase becomes kebab-case) and run that version' })
         .option('param', { type: 'string', array: true, default: [], group: 'Run:', describe: "a pipeline input, NAME=VALUE, typed as the pipeline declares it (repeatable)" })
         .option('wait', { type: 'boolean', default: false, group: 'Run:', describe: 'follow the run; exit 0 when it succeeded, 1 failed, 2 canceled or skipped' })
         .option('poll-interval', { type: 'number', default: 5, group: 'Run:', describe: 'seconds between status checks with --wait (0.1 to 3600)' })
@@ -247,6 +248,7 @@ function kfpConfig(command: KfpConfig['command'], a: Record<string, unknown>): K
     namespace: a.namespace as string | undefined,
     experimentName: a.experimentName as string | undefined,
     runName: a.runName as string | undefined,
+    pipelineName: a.pipelineName as string | undefined,
     params: parseParams((a.param as string[] | undefined) ?? [], undefined),
     wait: (a.wait as boolean | undefined) ?? false,
     pollMs: Math.round((poll ?? 5) * 1000),

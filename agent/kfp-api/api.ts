@@ -1,5 +1,5 @@
 // KFP's v2beta1 calls submit needs: healthz, experiments by display name (paged), create experiment, create/list/get/terminate runs.
-import { filterParam, KfpHttp } from './http.js'
+import { filterParam, KfpHttp, KfpHttpError } from './http.js'
 
 export interface Experiment {
   experiment_id: string
@@ -64,7 +64,9 @@ export interface RunRequest {
   display_name: string
   description: string
   experiment_id?: string | undefined
-  pipeline_spec: Record<string, unknown>
+  /** inline, or a pipeline_version_reference to an uploaded version */
+  pipeline_spec?: Record<string, unknown>
+  pipeline_version_reference?: { pipeline_id: string; pipeline_version_id: string }
   /** sent even when empty: KFP's own client always sends it */
   runtime_config: { parameters: Record<string, unknown> }
 }
@@ -99,4 +101,53 @@ export async function getRun(http: KfpHttp, id: string): Promise<Run> {
 
 export async function terminateRun(http: KfpHttp, id: string): Promise<void> {
   await http.idempotent('POST', `/apis/v2beta1/runs/${encodeURIComponent(id)}:terminate`, {}, undefined, 'terminate')
+}
+
+export interface Pipeline {
+  pipeline_id: string
+  name?: string
+}
+
+export interface PipelineVersion {
+  pipeline_id: string
+  pipeline_version_id: string
+  name?: string
+}
+
+/** The pipeline of that name in the namespace (or shared), or undefined when KFP has none. */
+export async function pipelineByName(http: KfpHttp, name: string, namespace: string | undefined): Promise<Pipeline | undefined> {
+  try {
+    return await http.idempotent<Pipeline>('GET', `/apis/v2beta1/pipelines/names/${encodeURIComponent(name)}`, { namespace }, undefined, 'the pipeline lookup')
+  } catch (err) {
+    if (err instanceof KfpHttpError && err.status === 404) return undefined
+    throw err
+  }
+}
+
+/** Uploads a new pipeline (KFP makes its first version from the same file). */
+export async function uploadPipeline(http: KfpHttp, name: string, namespace: string | undefined, yamlText: string): Promise<Pipeline> {
+  return http.upload<Pipeline>('/apis/v2beta1/pipelines/upload', { name, display_name: name, namespace }, `${name}.yaml`, yamlText)
+}
+
+export async function uploadVersion(http: KfpHttp, pipelineId: string, name: string, yamlText: string): Promise<PipelineVersion> {
+  return http.upload<PipelineVersion>('/apis/v2beta1/pipelines/upload_version', { name, pipelineid: pipelineId }, `${name}.yaml`, yamlText)
+}
+
+/** The versions of a pipeline with that name (the first upload's version is named as the pipeline). */
+export async function findVersions(http: KfpHttp, pipelineId: string, name: string): Promise<PipelineVersion[]> {
+  const found: PipelineVersion[] = []
+  let token: string | undefined
+  for (let pages = 0; pages < 1000; pages++) {
+    const r = await http.idempotent<{ pipeline_versions?: PipelineVersion[]; next_page_token?: string }>(
+      'GET',
+      `/apis/v2beta1/pipelines/${encodeURIComponent(pipelineId)}/versions`,
+      { filter: equalsFilter('name', name), page_size: '100', page_token: token },
+      undefined,
+      'the pipeline version listing',
+    )
+    found.push(...(r.pipeline_versions ?? []).filter((v) => v.name === name))
+    token = r.next_page_token || undefined
+    if (!token) break
+  }
+  return found
 }

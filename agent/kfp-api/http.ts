@@ -57,6 +57,13 @@ export class KfpHttp {
     })
   }
 
+  /** A multipart upload of one file in the field KFP reads (uploadfile); one try, like once(). */
+  async upload<T>(path: string, query: Query, filename: string, text: string): Promise<T> {
+    const form = new FormData()
+    form.append('uploadfile', new Blob([text], { type: 'application/x-yaml' }), filename)
+    return this.once<T>('POST', path, query, form)
+  }
+
   /** One try, no retry: for a POST that creates something (see submit's safe re-try of run creation). */
   async once<T>(method: string, path: string, query: Query = {}, body?: unknown): Promise<T> {
     const qs = Object.entries(query)
@@ -65,14 +72,15 @@ export class KfpHttp {
       .join('&')
     const href = this.o.host.replace(/\/+$/, '') + path + (qs ? `?${qs}` : '')
     const headers: Record<string, string> = { accept: 'application/json', ...(await this.o.credential.headers()) }
-    if (body !== undefined) headers['content-type'] = 'application/json'
+    const form = body instanceof FormData
+    if (body !== undefined && !form) headers['content-type'] = 'application/json'
     const timeout = AbortSignal.timeout(this.o.timeoutMs ?? 30_000)
     let res: Response
     try {
       res = await fetch(href, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : form ? body : JSON.stringify(body),
         signal: this.o.signal ? AbortSignal.any([this.o.signal, timeout]) : timeout,
         redirect: 'manual',
       })

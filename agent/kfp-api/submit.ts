@@ -12,7 +12,8 @@ import type { KfpKey, SettingFlags } from '../settings.js'
 import type { Io } from '../step/run-step.js'
 import type { GenerateConfig } from '../pipelines/generate.js'
 import { createExperiment, createRun, findExperiments, findRuns, getRun, healthz, terminateRun, TERMINAL_STATES } from './api.js'
-import type { Run } from './api.js'
+import { findVersions, pipelineByName, uploadPipeline, uploadVersion } from './api.js'
+import type { PipelineVersion, Run, RunRequest } from './api.js'
 import { DEFAULT_TOKEN_PATH, resolveCredential } from './auth.js'
 import type { Credential } from './auth.js'
 import { describeHttpError, isTransient, KfpHttp, KfpHttpError } from './http.js'
@@ -29,6 +30,8 @@ export interface KfpConfig {
   namespace?: string | undefined
   experimentName?: string | undefined
   runName?: string | undefined
+  /** upload the pipeline as a new version of this named pipeline and run that version, instead of a one-off run */
+  pipelineName?: string | undefined
   /** NAME=VALUE, typed by the pipeline's declared inputs */
   params: Record<string, string>
   wait: boolean
@@ -97,7 +100,9 @@ async function session(cfg: KfpConfig, io: Io): Promise<Session> {
 }
 
 async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
-  const pipeline = parsePipelineFile(await pipelineText(cfg, io), cfg.target)
+  const text = await pipelineText(cfg, io)
+  const pipeline = parsePipelineFile(text, cfg.target)
+  const pipelineName = cfg.pipelineName === undefined ? undefined : kfpPipelineName(cfg.pipelineName)
   const parameters = typedParameters(cfg.params, pipeline.inputs, pipeline.name)
   const health = await call(s, 'reach the KFP API', () => healthz(s.http).catch(notV2(s)))
   const namespace = health.multi_user ? s.namespace : undefined
@@ -109,12 +114,68 @@ async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
   const runName = cfg.runName ?? `${pipeline.name} ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`
   // The marker makes creation safe to try again: a run the server made before its answer was lost is found, not made twice.
   const description = `submitted by metaflow-kfp ${AGENT_VERSION}, request ${randomUUID()}`
-  const request = { display_name: runName, description, experiment_id: experiment, pipeline_spec: pipeline.pipelineSpec, runtime_config: { parameters } }
+  const request: RunRequest = { display_name: runName, description, experiment_id: experiment, pipeline_spec: pipeline.pipelineSpec, runtime_config: { parameters } }
+  if (pipelineName !== undefined) {
+    const version = await call(s, `upload the pipeline ${pipelineName}`, () => uploadAsVersion(s, pipelineName, namespace, text, io), true)
+    delete request.pipeline_spec
+    request.pipeline_version_reference = { pipeline_id: version.pipeline_id, pipeline_version_id: version.pipeline_version_id }
+    io.log(`uploaded the pipeline ${pipelineName}, version ${version.name ?? version.pipeline_version_id}`)
+  }
   const run = await call(s, `create the run ${JSON.stringify(runName)}`, () => createRunOnce(s, request, namespace, io), true)
   await io.stdout(Buffer.from(`Run ID: ${run.run_id}`))
   await io.stdout(Buffer.from(`Run URL: ${s.runUrl(run.run_id)}`))
   if (!cfg.wait) return 0
   return watch(s, run.run_id, cfg, io)
+}
+
+/**
+ * KFP's pipeline names must match ^[a-z0-9][a-z0-9-]{0,127}$: a CamelCase or snake_case flow name
+ * (HelloFlow, my_flow) becomes hello-flow, my-flow; anything else is refused.
+ */
+export function kfpPipelineName(given: string): string {
+  const name = given
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
+    .replace(/[_\s.]+/g, '-')
+    .toLowerCase()
+  if (!/^[a-z0-9][a-z0-9-]{0,127}$/.test(name)) {
+    throw new AgentError('usage', `failed to accept --pipeline-name ${JSON.stringify(given)}: KFP takes lowercase letters, digits and dashes, starting with a letter or digit, at most 128`, { hint: 'e.g. --pipeline-name hello-flow' })
+  }
+  return name
+}
+
+/**
+ * The file as a new version of the named pipeline (the pipeline made first when missing, its first
+ * version then being this file). Like run creation, an upload whose answer was lost is looked up by
+ * its name before it is sent again.
+ */
+async function uploadAsVersion(s: Session, name: string, namespace: string | undefined, text: string, io: Io): Promise<PipelineVersion> {
+  let pipeline = await pipelineByName(s.http, name, namespace)
+  if (!pipeline) {
+    try {
+      pipeline = await uploadPipeline(s.http, name, namespace, text)
+      const first = (await findVersions(s.http, pipeline.pipeline_id, name))[0]
+      if (first) return first
+    } catch (err) {
+      const again = (err instanceof KfpHttpError && err.status === 409) || isTransient(err)
+      if (!again) throw err
+      pipeline = await pipelineByName(s.http, name, namespace)
+      if (!pipeline) throw err
+    }
+  }
+  const stamp = new Date().toISOString().replace(/[-:]|\.\d+/g, '').toLowerCase()
+  const versionName = `${name.slice(0, 100)}-${stamp}-${randomUUID().slice(0, 4)}`
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await uploadVersion(s.http, pipeline.pipeline_id, versionName, text)
+    } catch (err) {
+      if (!isTransient(err) || attempt >= 4) throw err
+      const made = (await findVersions(s.http, pipeline.pipeline_id, versionName))[0]
+      if (made) return made
+      io.log(`retrying the upload of version ${versionName}: KFP answered ${oneLine(s, describeHttpError(err))}`)
+      await abortableSleep(Math.round(500 * 2 ** attempt * Math.random()), io.signal)
+    }
+  }
 }
 
 /** A 404 from healthz: no v2beta1 API there (a KFP 1.x cluster, or a URL that is not KFP's API). */

@@ -13,7 +13,7 @@ Errors come back in KFP's shape, a google.rpc.Status: {"code", "message", "detai
 
 CONFIG (JSON): multi_user (bool), credentials (list of {"token"|"token_file"|"cookie", "namespaces"}),
 outcome ("SUCCEEDED" or "FAILED"), page_size_cap (int), experiments (list of {display_name, namespace}).
-Test controls (not KFP's): GET /_standin/log, POST /_standin/faults with
+Test controls (not KFP's): GET /_standin/log, /_standin/runs, /_standin/pipelines, POST /_standin/faults with
 [{"method", "path", "status"|"reset": true, "count", "after": true}] ("after": the request takes effect,
 then the fault is answered), POST /_standin/config to merge keys into CONFIG.
 """
@@ -140,6 +140,8 @@ class State:
         self.config = config
         self.experiments = []
         self.runs = {}
+        self.pipelines = {}
+        self.versions = {}
         self.log = []
         self.faults = []
         for e in config.get('experiments', []):
@@ -198,7 +200,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault and not fault.get('after'):
             return self.fail(fault)
         try:
-            body = json.loads(raw) if raw else None
+            ctype = self.headers.get('Content-Type') or ''
+            body = multipart(raw, ctype) if ctype.startswith('multipart/') else (json.loads(raw) if raw else None)
             with st.lock:
                 status, obj = route(st, method, url.path, query, body, self.headers)
         except json.JSONDecodeError as e:
@@ -234,6 +237,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(200, {})
             if path == '/_standin/runs':
                 return self.reply(200, list(st.runs.values()))
+            if path == '/_standin/pipelines':
+                return self.reply(200, {'pipelines': list(st.pipelines.values()), 'versions': [{k: v for k, v in x.items() if k != 'pipeline_spec'} for x in st.versions.values()]})
         self.reply(404, {})
 
 
@@ -305,8 +310,91 @@ def page(st, items, query, key):
     return out
 
 
+def multipart(raw, ctype):
+    """The form fields of a multipart body: name -> (filename, bytes)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+    msg = BytesParser(policy=HTTP).parsebytes(b'Content-Type: ' + ctype.encode() + b'\r\n\r\n' + raw)
+    out = {}
+    for part in msg.iter_parts():
+        out[part.get_param('name', header='content-disposition')] = (part.get_filename(), part.get_payload(decode=True))
+    return out
+
+
+PIPELINE_NAME = re.compile(r'^[a-z0-9][a-z0-9-]{0,127}$')
+
+
+def uploaded_spec(body):
+    """The pipeline file of an upload, as KFP reads it: field uploadfile, a .yaml/.yml/.json name, IR that parses."""
+    if not isinstance(body, dict) or 'uploadfile' not in body:
+        raise ApiError(3, 'Invalid input error: Failed to read pipeline from file: http: no such file')
+    filename, data = body['uploadfile']
+    if not (filename or '').endswith(('.yaml', '.yml', '.json')):
+        raise ApiError(3, 'Invalid input error: Unexpected pipeline file format. Support .zip, .tar.gz, .json or YAML.')
+    docs = [d for d in yaml.safe_load_all(data) if d is not None]
+    spec = docs[0] if len(docs) == 1 else {'pipeline_spec': docs[0], 'platform_spec': docs[1]}
+    ir = check_spec(spec)
+    if not PIPELINE_NAME.fullmatch(ir['pipelineInfo']['name']):
+        raise ApiError(3, f"Invalid input error: pipeline's name must contain only lowercase alphanumeric characters or '-' and must start with alphanumeric characters: {ir['pipelineInfo']['name']}")
+    return spec
+
+
+def new_version(st, pipeline, name, spec):
+    if any(v['pipeline_id'] == pipeline['pipeline_id'] and v['name'] == name for v in st.versions.values()):
+        raise ApiError(6, f'Failed to create a pipeline version: Already exist error: Pipeline version with name {name} already exists')
+    v = {'pipeline_id': pipeline['pipeline_id'], 'pipeline_version_id': str(uuid.uuid4()), 'name': name, 'display_name': name,
+         'created_at': now(), 'pipeline_spec': spec}
+    st.versions[v['pipeline_version_id']] = v
+    return v
+
+
+def pipelines_route(st, method, path, query, body, headers, multi):
+    ns = query.get('namespace', '') if multi else ''
+    m = re.fullmatch(r'/apis/v2beta1/pipelines/names/([^/]+)', path)
+    if m and method == 'GET':
+        authorize(st, headers, ns or None if multi else None)
+        p = next((p for p in st.pipelines.values() if p['name'] == m.group(1) and p['namespace'] == ns), None)
+        if p is None:
+            raise ApiError(5, f'Failed to get a pipeline by name: ResourceNotFoundError: Pipeline {m.group(1)} not found')
+        return 200, p
+    if path == '/apis/v2beta1/pipelines/upload' and method == 'POST':
+        authorize(st, headers, ns or None if multi else None)
+        spec = uploaded_spec(body)
+        name = query.get('name') or check_spec(spec)['pipelineInfo']['name']
+        if not PIPELINE_NAME.fullmatch(name):
+            raise ApiError(3, f"Invalid input error: pipeline's name must contain only lowercase alphanumeric characters or '-': {name}")
+        if any(p['name'] == name and p['namespace'] == ns for p in st.pipelines.values()):
+            raise ApiError(6, f'Failed to create a pipeline: Already exist error: Pipeline with name {name} already exists')
+        p = {'pipeline_id': str(uuid.uuid4()), 'name': name, 'display_name': query.get('display_name') or name, 'namespace': ns, 'created_at': now()}
+        st.pipelines[p['pipeline_id']] = p
+        new_version(st, p, name, spec)
+        return 200, p
+    if path == '/apis/v2beta1/pipelines/upload_version' and method == 'POST':
+        p = st.pipelines.get(query.get('pipelineid', ''))
+        if p is None:
+            raise ApiError(5, f"Failed to create a pipeline version: ResourceNotFoundError: Pipeline {query.get('pipelineid')} not found")
+        authorize(st, headers, p['namespace'] or None if multi else None)
+        spec = uploaded_spec(body)
+        name = query.get('name') or check_spec(spec)['pipelineInfo']['name']
+        if not PIPELINE_NAME.fullmatch(name):
+            raise ApiError(3, f"Invalid input error: pipeline version's name must contain only lowercase alphanumeric characters or '-': {name}")
+        return 200, new_version(st, p, name, spec)
+    m = re.fullmatch(r'/apis/v2beta1/pipelines/([^/]+)/versions', path)
+    if m and method == 'GET':
+        p = st.pipelines.get(m.group(1))
+        if p is None:
+            raise ApiError(5, f'Pipeline {m.group(1)} not found')
+        authorize(st, headers, p['namespace'] or None if multi else None)
+        preds = parse_filter(query.get('filter'))
+        items = [v for v in st.versions.values() if v['pipeline_id'] == p['pipeline_id'] and matches(v, preds)]
+        return 200, page(st, items, query, 'pipeline_versions')
+    raise ApiError(5, 'Not Found')
+
+
 def route(st, method, path, query, body, headers):
     multi = bool(st.config.get('multi_user'))
+    if path.startswith('/apis/v2beta1/pipelines'):
+        return pipelines_route(st, method, path, query, body, headers, multi)
     m = re.fullmatch(r'/apis/v2beta1/(healthz|experiments|runs)(?:/([^/:]+))?(?::(terminate))?', path)
     if not m:
         raise ApiError(5, 'Not Found')
@@ -372,8 +460,22 @@ def create_run(st, body, headers, multi):
     if not field(body, 'display_name'):
         raise ApiError(3, 'Invalid input error: The run name is empty. Please specify a valid name')
     spec = field(body, 'pipeline_spec')
-    if spec is None and field(body, 'pipeline_version_reference') is None:
+    ref = field(body, 'pipeline_version_reference')
+    if spec is None and ref is None:
         raise ApiError(3, 'Invalid input error: Failed to create a run due to missing pipeline spec and pipeline version reference')
+    if spec is None:
+        version = st.versions.get(field(ref, 'pipeline_version_id', ''))
+        if version is None or version['pipeline_id'] != field(ref, 'pipeline_id', version and version['pipeline_id']):
+            raise ApiError(5, f'Failed to create a run: ResourceNotFoundError: PipelineVersion {field(ref, "pipeline_version_id")} not found')
+        spec = version['pipeline_spec']
+    spec = check_spec(spec)
+    rc = field(body, 'runtime_config') or {}
+    declared = spec.get('root', {}).get('inputDefinitions', {}).get('parameters', {})
+    return finish_run(st, body, headers, multi, spec, rc, declared)
+
+
+def check_spec(spec):
+    """The IR of a pipeline_spec (bare, or with a platform spec), held to the proto and the kfp SDK's loader."""
     if not isinstance(spec, dict):
         raise ApiError(3, 'Invalid input error: pipeline_spec must be an object')
     platform = None
@@ -392,8 +494,10 @@ def create_run(st, body, headers, multi):
         kfp.components.load_component_from_text(yaml.safe_dump(spec))
     except Exception as e:  # the SDK's own loader is the judge
         raise ApiError(3, f'Invalid input error: the kfp SDK cannot load the pipeline spec: {e}')
-    rc = field(body, 'runtime_config') or {}
-    declared = spec.get('root', {}).get('inputDefinitions', {}).get('parameters', {})
+    return spec
+
+
+def finish_run(st, body, headers, multi, spec, rc, declared):
     for name, value in (field(rc, 'parameters') or {}).items():
         if name not in declared:
             raise ApiError(3, f'Invalid input error: parameter input {name} is not declared by the pipeline; its inputs are {sorted(declared)}')
@@ -416,7 +520,8 @@ def create_run(st, body, headers, multi):
     authorize(st, headers, exp['namespace'] if multi else None)
     tasks = list(spec.get('root', {}).get('dag', {}).get('tasks', {}).keys())
     run = {'run_id': str(uuid.uuid4()), 'experiment_id': exp['experiment_id'], 'display_name': field(body, 'display_name'),
-           'description': field(body, 'description', ''), 'storage_state': 'AVAILABLE', 'pipeline_spec': body['pipeline_spec'] if 'pipeline_spec' in body else body['pipelineSpec'],
+           'description': field(body, 'description', ''), 'storage_state': 'AVAILABLE', 'pipeline_spec': field(body, 'pipeline_spec'),
+           'pipeline_version_reference': field(body, 'pipeline_version_reference'),
            'runtime_config': rc, 'created_at': now(), 'state': 'PENDING', '_namespace': exp['namespace'], '_tasks': tasks,
            '_tick': 0, '_outcome': st.config.get('outcome', 'SUCCEEDED')}
     st.runs[run['run_id']] = run
@@ -456,7 +561,7 @@ def advance(st, run):
 
 
 def public(run):
-    return {k: v for k, v in run.items() if not k.startswith('_')}
+    return {k: v for k, v in run.items() if not k.startswith('_') and v is not None}
 
 
 def main():

@@ -55,6 +55,31 @@ describe('the KFP stand-in', () => {
     expect(sdkRun.runtime_config.parameters).toEqual({ alpha: 0.25, who: 'sdk' })
   })
 
+  it("serves the kfp SDK's uploads: a pipeline, a second version, and a run of that version", async () => {
+    const script = join(tempDir(), 'upload.py')
+    writeFileSync(
+      script,
+      [
+        'import sys, kfp',
+        'c = kfp.Client(host=sys.argv[1])',
+        "p = c.upload_pipeline(sys.argv[2], pipeline_name='sdk-upload')",
+        "v = c.upload_pipeline_version(sys.argv[2], pipeline_version_name='v2', pipeline_id=p.pipeline_id)",
+        "e = c.create_experiment('sdk uploads')",
+        "r = c.run_pipeline(experiment_id=e.experiment_id, job_name='of a version', pipeline_id=p.pipeline_id, version_id=v.pipeline_version_id, params={'alpha': 0.1})",
+        "print('state', c.wait_for_run_completion(r.run_id, timeout=60, sleep_duration=0.1).state, len(c.list_pipeline_versions(p.pipeline_id).pipeline_versions))",
+      ].join('\n'),
+    )
+    const { stdout } = await promisify(execFile)(PYTHON, [script, single.url, PIPELINE], { timeout: 120_000 })
+    expect(stdout).toMatch(/^state SUCCEEDED 2$/m)
+  })
+
+  it('refuses an upload whose pipeline name KFP does not allow', async () => {
+    const form = new FormData()
+    form.append('uploadfile', new Blob([readFileSync(PIPELINE, 'utf8').replace(/name: metaflow-params-flow/, 'name: ParamsFlow')]), 'p.yaml')
+    const r = await fetch(`${single.url}/apis/v2beta1/pipelines/upload?name=params`, { method: 'POST', body: form })
+    expect(r.status).toBe(400)
+  })
+
   it('refuses an unknown field in a run, with KFP error shape', async () => {
     const r = await post(single, '/apis/v2beta1/runs', { display_name: 'x', pipeline_spec: spec(), runtime_config: {}, colour: 'red' })
     expect(r.status).toBe(400)

@@ -19,6 +19,7 @@ export interface StandIn {
   port: number
   log(): Promise<LoggedRequest[]>
   runs(): Promise<Record<string, unknown>[]>
+  pipelines(): Promise<{ pipelines: Record<string, any>[]; versions: Record<string, any>[] }>
   faults(f: { method: string; path: string; status?: number; reset?: boolean; count: number; after?: boolean; message?: string }[]): Promise<void>
   configure(c: Record<string, unknown>): Promise<void>
   stop(): Promise<void>
@@ -56,6 +57,7 @@ export async function startStandIn(dir: string, config: Record<string, unknown>)
     port,
     log: () => json('/_standin/log') as Promise<LoggedRequest[]>,
     runs: () => json('/_standin/runs') as Promise<Record<string, unknown>[]>,
+    pipelines: () => json('/_standin/pipelines') as Promise<{ pipelines: Record<string, any>[]; versions: Record<string, any>[] }>,
     faults: async (f) => void (await json('/_standin/faults', f)),
     configure: async (c) => void (await json('/_standin/config', c)),
     stop: async () => {

@@ -132,6 +132,30 @@ describe('metaflow-kfp submit', () => {
     expect(run.runtime_config.parameters).toEqual({ alpha: 0.75, who: 'kfp' })
   })
 
+  it('with --pipeline-name, uploads the flow as a new version of a kebab-cased pipeline each time and runs that version', async () => {
+    const e = env(tempDir())
+    const args = ['submit', PARAMS, '--host', single.url, '--pipeline-name', 'ParamsFlow', '--param', 'alpha=0.3']
+    const first = await runAgent(args, { env: e })
+    expect(first.code, first.stderr).toBe(0)
+    const second = await runAgent(args, { env: e })
+    expect(second.code, second.stderr).toBe(0)
+    const { pipelines, versions } = await single.pipelines()
+    const p = pipelines.filter((x) => x.name === 'params-flow')
+    expect(p).toHaveLength(1)
+    const mine = versions.filter((v) => v.pipeline_id === p[0]?.pipeline_id)
+    expect(mine).toHaveLength(2)
+    const run = (await single.runs()).find((x) => x.run_id === runIdOf(second)) as Record<string, any>
+    expect(run.pipeline_spec ?? undefined).toBeUndefined()
+    expect(run.pipeline_version_reference.pipeline_version_id).toBe(mine.find((v) => v.name !== 'params-flow')?.pipeline_version_id)
+    expect(run.runtime_config.parameters).toEqual({ alpha: 0.3 })
+  })
+
+  it('refuses a --pipeline-name KFP cannot take, before sending anything', async () => {
+    const r = await runAgent(['submit', PARAMS, '--host', single.url, '--pipeline-name', 'bad/name'], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(64)
+    expect(oneErrorLine(r)).toMatch(/failed to accept --pipeline-name "bad\/name"/)
+  })
+
   it('refuses a --param the pipeline does not declare before sending anything', async () => {
     const before = (await single.log()).length
     const r = await runAgent(['submit', PARAMS, '--host', single.url, '--param', 'beta=1'], { env: env(tempDir()) })
