@@ -142,8 +142,11 @@ export async function getWorkflow(name: string): Promise<Workflow> {
 
 /** Waits (`argo wait`) until the workflow completes, at most `timeoutMs`; returns it as it ended. */
 export async function waitWorkflow(name: string, timeoutMs: number): Promise<Workflow> {
-  await argo(['wait', name], timeoutMs)
-  return getWorkflow(name)
+  // `argo wait` exits non-zero when the workflow did not succeed: only a workflow still running is an error here.
+  const waited = await argo(['wait', name], timeoutMs).then(() => undefined, (e: unknown) => e)
+  const wf = await getWorkflow(name)
+  if (waited !== undefined && !['Succeeded', 'Failed', 'Error'].includes(wf.status.phase ?? '')) throw waited
+  return wf
 }
 
 /** Polls until `pred` holds for the workflow, at most `timeoutMs`. */

@@ -1,0 +1,102 @@
+// What only a real engine shows: Argo's retries, `argo stop` reaching the step, a wide foreach fan-out.
+import { execFile } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, describe, expect, it } from 'vitest'
+import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
+import { FIXTURE_FLOWS, PYTHON } from '../helpers/paths'
+import { argo, describeWorkflow, kubectl, loadTemplate, podNodes, sharedDir, submit, waitUntil, waitWorkflow, withSharedDatastore } from './cluster'
+import type { SharedDir } from './cluster'
+
+const run = promisify(execFile)
+const E2E_FLOWS = resolve(__dirname, 'flows')
+
+/** Asks Metaflow's client a question about one run: the script gets the pathspec as sys.argv[1] and prints JSON. */
+async function askMetaflow(sysroot: string, pathspec: string, script: string): Promise<any> {
+  const { stdout } = await run(PYTHON, ['-c', `import json, sys\nfrom metaflow import Run, Task, namespace\nnamespace(None)\n${script}`, pathspec], {
+    env: { ...localClientEnv(sysroot), METAFLOW_USER: 'test' },
+    timeout: 120_000,
+  })
+  return JSON.parse(stdout)
+}
+
+describe('behaviours only a real engine shows', () => {
+  const dirs: SharedDir[] = []
+  const shared = (): SharedDir => {
+    const d = sharedDir()
+    dirs.push(d)
+    return d
+  }
+  afterAll(() => dirs.forEach((d) => d.remove()))
+
+  it("retries a step that fails once through Argo's retryStrategy, passing {{retries}} so Metaflow records attempt 0 failed and attempt 1 successful", async () => {
+    const dir = shared()
+    const flowFile = join(E2E_FLOWS, 'retry_once_flow.py')
+    const { name, uid } = await submit(withSharedDatastore(loadTemplate('hello_flow.argo.yaml'), dir.path), { 'code-url': dir.flowUrl(flowFile) })
+    const wf = await waitWorkflow(name, 300_000)
+    expect(wf.status.phase, describeWorkflow(wf)).toBe('Succeeded')
+    const hello = podNodes(wf).filter((n) => n.templateName === 'hello')
+    expect(hello.map((n) => n.phase).sort(), describeWorkflow(wf)).toEqual(['Failed', 'Succeeded'])
+
+    const pathspec = `RetryOnceFlow/kfp-${uid}`
+    expect((await metaflowRun(pathspec, localClientEnv(dir.path))).successful).toBe(true)
+    const attempts = await askMetaflow(dir.path, pathspec, `
+r = Run(sys.argv[1])
+t = r['hello'].task
+first = Task(t.pathspec, attempt=0)
+print(json.dumps({'current': t.current_attempt, 'ok': t.successful, 'worked': t['attempt_that_worked'].data,
+                  'first_ok': first.successful, 'first_stderr': first.stderr}))
+`)
+    expect(attempts).toMatchObject({ current: 1, ok: true, worked: 1, first_ok: false })
+    expect(attempts.first_stderr).toContain('hello fails on its first attempt on purpose')
+  })
+
+  it('stops a sleeping step with argo stop: SIGTERM reaches the step, which records it, and the agent exits 143', async () => {
+    const dir = shared()
+    const marker = join(dir.path, 'signal-marker')
+    // One task of the hello template, running the sleepy fixture's start step.
+    const template = loadTemplate('hello_flow.argo.yaml')
+    template.spec.templates[0].dag.tasks = template.spec.templates[0].dag.tasks.filter((t: { name: string }) => t.name === 'start')
+    const workflow = withSharedDatastore(template, dir.path, { SIGNAL_MARKER: marker })
+    const { name } = await submit(workflow, { 'code-url': dir.flowUrl(join(FIXTURE_FLOWS, 'sleepy_flow.py')) })
+
+    const pods = async () => JSON.parse(await kubectl(['get', 'pods', '-l', `workflows.argoproj.io/workflow=${name}`, '-o', 'json'])).items as any[]
+    const deadline = Date.now() + 240_000
+    for (;;) {
+      const [pod] = await pods()
+      if (pod?.status?.phase === 'Running') {
+        const logs = await kubectl(['logs', pod.metadata.name, '-c', 'main']).catch(() => '')
+        if (logs.includes('READY')) break
+      }
+      if (Date.now() > deadline) throw new Error(`the sleepy step never printed READY: ${describeWorkflow(await waitUntil(name, () => true, 1000))}`)
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+    await argo(['stop', name])
+    const wf = await waitWorkflow(name, 180_000)
+    expect(wf.status.phase, describeWorkflow(wf)).toMatch(/Failed|Error/)
+    expect(existsSync(marker) ? readFileSync(marker, 'utf8') : 'no marker: the step never saw a signal').toBe('SIGTERM')
+    const [pod] = await pods()
+    const main = pod.status.containerStatuses.find((c: { name: string }) => c.name === 'main')
+    expect(main.state.terminated.exitCode).toBe(143)
+  })
+
+  it('fans a 100-split foreach out with withSequence, passing only a few bytes between tasks, into the run python flow.py run makes', async () => {
+    const dir = shared()
+    const workflow = withSharedDatastore(loadTemplate('foreach_flow.argo.yaml'), dir.path)
+    // Why a parallelism: 100 Python pods at once would take the memory of a small test machine.
+    workflow.spec.parallelism = 12
+    const { name, uid } = await submit(workflow, { 'code-url': dir.flowUrl(join(FIXTURE_FLOWS, 'wide_foreach_flow.py')) })
+    const wf = await waitWorkflow(name, 900_000)
+    expect(wf.status.phase, describeWorkflow(wf)).toBe('Succeeded')
+    const outputs = podNodes(wf).flatMap((n) => n.outputs?.parameters ?? [])
+    expect(outputs.find((p) => p.name === 'split_count')?.value).toBe('100')
+    expect(Math.max(...outputs.map((p) => (p.value ?? '').length))).toBeLessThanOrEqual(12)
+
+    const pathspec = `WideForeachFlow/kfp-${uid}`
+    const report = await metaflowRun(pathspec, localClientEnv(dir.path))
+    expect(report.successful).toBe(true)
+    expect(report.tasks.explore).toHaveLength(100)
+    expect(report.end).toMatchObject({ count: 100, total: 328350 })
+  })
+})
