@@ -29,9 +29,11 @@ export function unsafeEntryReason(path: string, type: string): string | undefine
 }
 
 /**
- * Extracts every entry or none: the first refused entry, a warning from tar, a limit
- * exceeded or an abort removes the whole folder and throws. `dest` must be a fresh, private
- * folder the caller made.
+ * Extracts every entry or none. A first pass only reads the headers (nothing touches the
+ * disk): an unsafe entry, more than `maxEntries` entries or `maxBytes` of inflated stream is
+ * refused before a single file exists, so a package of 150,000 empty files costs a second,
+ * not the creation of 100,000 files. The second pass writes; `dest` must be a fresh, private
+ * folder the caller made, and it is removed when anything fails or the signal aborts.
  *
  * Why the inflating is ours and not tar's: tar's parser appends every chunk that arrives
  * after the end-of-archive blocks to one growing buffer (a Buffer.concat per chunk), so a
@@ -40,58 +42,63 @@ export function unsafeEntryReason(path: string, type: string): string | undefine
  * so the work is linear and bounded, and the signal can stop it at any chunk.
  */
 export async function extractPackage(archive: string, dest: string, limits: ExtractLimits): Promise<void> {
-  const problems: string[] = []
-  let entries = 0
-  let declared = 0
+  // Loaded on demand: most steps fetch a single .py file and never need tar.
+  const tar = await import('tar')
+  const common = { strict: true, zstd: false, brotli: false } as const
   try {
-    // Loaded on demand: most steps fetch a single .py file and never need tar.
-    const tar = await import('tar')
-    const unpack = new tar.Unpack({
-      cwd: dest,
-      strict: true,
-      preserveOwner: false,
-      // the gate below already inflated the gzip layer; nothing else may be inflated again
-      zstd: false,
-      brotli: false,
-      // tar calls filter before writing; it must not throw, so problems are collected.
-      filter: (path, entry) => {
-        const type = 'type' in entry ? entry.type : 'File'
-        const reason = unsafeEntryReason(path, type)
-        if (reason) problems.push(`unsafe package entry: ${reason}`)
-        declared += 'size' in entry ? Number(entry.size) : 0
-        entries += 1
-        if (declared > limits.maxBytes) problems.push(`the package unpacks to more than ${limits.maxBytes} bytes`)
-        if (entries > limits.maxEntries) problems.push(`the package has more than ${limits.maxEntries} entries`)
-        return problems.length === 0
-      },
-    })
-    let ended = false
-    unpack.on('eof', () => {
-      ended = true
-    })
-    let inflated = 0
-    const gate = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        if (inflated === 0 && chunk[0] === 0x1f && chunk[1] === 0x8b) {
-          return done(new PackageRefusedError('the package is compressed twice (a .tar.gz inside the .gz)'))
-        }
-        inflated += chunk.length
-        if (inflated > limits.maxBytes) return done(new PackageRefusedError(`the package unpacks to more than ${limits.maxBytes} bytes`))
-        if (problems.length > 0) return done(new PackageRefusedError(problems[0]))
-        // after the end-of-archive blocks tar only buffers; trailing bytes are counted, not kept
-        done(null, ended ? undefined : chunk)
-      },
-    })
-    await pipeline(createReadStream(archive), createGunzip(), gate, unpack, limits.signal ? { signal: limits.signal } : {})
+    // the first pass reads each entry's body only to skip it
+    await readThrough(archive, limits, (filter) => new tar.Parser({ ...common, filter, onReadEntry: (entry) => entry.resume() }))
+    await readThrough(archive, limits, (filter) => new tar.Unpack({ ...common, cwd: dest, preserveOwner: false, filter }))
   } catch (err) {
     await rm(dest, { recursive: true, force: true })
     if (limits.signal?.aborted) throw limits.signal.reason
-    if (err instanceof PackageRefusedError) throw err
+    throw err
+  }
+}
+
+type EntryFilter = (path: string, entry: { type?: string; size?: number } | object) => boolean
+type TarSink = NodeJS.WritableStream & { on(event: 'eof', listener: () => void): unknown }
+
+/** Streams the archive through gunzip and the gate into a tar parser or unpacker made by `sink`. */
+async function readThrough(archive: string, limits: ExtractLimits, sink: (filter: EntryFilter) => unknown): Promise<void> {
+  const problems: string[] = []
+  let entries = 0
+  let declared = 0
+  // tar calls filter before it writes anything of the entry; it must not throw, so problems are collected.
+  const filter: EntryFilter = (path, entry) => {
+    const type = 'type' in entry && entry.type ? entry.type : 'File'
+    const reason = unsafeEntryReason(path, type)
+    if (reason) problems.push(`unsafe package entry: ${reason}`)
+    declared += 'size' in entry ? Number(entry.size) : 0
+    entries += 1
+    if (declared > limits.maxBytes) problems.push(`the package unpacks to more than ${limits.maxBytes} bytes`)
+    if (entries > limits.maxEntries) problems.push(`the package has more than ${limits.maxEntries} entries`)
+    return problems.length === 0
+  }
+  const tarSink = sink(filter) as TarSink
+  let ended = false
+  tarSink.on('eof', () => {
+    ended = true
+  })
+  let inflated = 0
+  const gate = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (inflated === 0 && chunk[0] === 0x1f && chunk[1] === 0x8b) {
+        return done(new PackageRefusedError('the package is compressed twice (a .tar.gz inside the .gz)'))
+      }
+      inflated += chunk.length
+      if (inflated > limits.maxBytes) return done(new PackageRefusedError(`the package unpacks to more than ${limits.maxBytes} bytes`))
+      if (problems.length > 0) return done(new PackageRefusedError(problems[0]))
+      // after the end-of-archive blocks tar only buffers; trailing bytes are counted, not kept
+      done(null, ended ? undefined : chunk)
+    },
+  })
+  try {
+    await pipeline(createReadStream(archive), createGunzip(), gate, tarSink, limits.signal ? { signal: limits.signal } : {})
+  } catch (err) {
+    if (err instanceof PackageRefusedError || limits.signal?.aborted) throw err
     if (problems.length > 0) throw new PackageRefusedError(problems[0])
     throw new Error(`not a valid .tar.gz package`, { cause: err })
   }
-  if (problems.length > 0) {
-    await rm(dest, { recursive: true, force: true })
-    throw new PackageRefusedError(problems[0])
-  }
+  if (problems.length > 0) throw new PackageRefusedError(problems[0])
 }
