@@ -271,6 +271,14 @@ describe('metaflow-kfp submit', () => {
     }
   })
 
+  it('refuses an option that only a flow file uses when given a pipeline file, which is sent as it is', async () => {
+    const before = (await single.log()).length
+    const r = await runAgent(['submit', HELLO, '--host', single.url, '--image', 'my-image:1'], { env: env(tempDir()) })
+    expect(r.code, r.stderr).toBe(64)
+    expect(oneErrorLine(r)).toMatch(/failed to accept --image: it applies to a flow file/)
+    expect((await single.log()).length).toBe(before)
+  })
+
   it('exits 64 when no host is given anywhere', async () => {
     const r = await runAgent(['submit', HELLO], { env: env(tempDir()) })
     expect(r.code, r.stderr).toBe(64)
