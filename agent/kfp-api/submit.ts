@@ -59,6 +59,26 @@ interface Session {
 }
 
 export async function runKfp(cfg: KfpConfig, io: Io): Promise<number> {
+  // A listener tells main() that a stop signal should abort these requests (and reach the line
+  // below) rather than kill the process silently; fetch's own listener is not one main() sees.
+  const listening = () => undefined
+  io.signal?.addEventListener('abort', listening)
+  try {
+    return await runCommand(cfg, io)
+  } catch (err) {
+    // main() words a stop as a task's; here nothing was being cleaned up, only requests were stopped.
+    const reason = io.signal?.reason
+    if (io.signal?.aborted && reason instanceof Interrupted) {
+      io.log(`error: failed to finish ${cfg.command}: ${reason.message}; no further request was sent (a run KFP already made goes on)`)
+      return 128 + osConstants.signals[reason.signal]
+    }
+    throw err
+  } finally {
+    io.signal?.removeEventListener('abort', listening)
+  }
+}
+
+async function runCommand(cfg: KfpConfig, io: Io): Promise<number> {
   checkInputs(cfg, io)
   const s = await session(cfg, io)
   if (cfg.command === 'status') {

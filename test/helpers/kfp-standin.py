@@ -14,7 +14,7 @@ Errors come back in KFP's shape, a google.rpc.Status: {"code", "message", "detai
 CONFIG (JSON): multi_user (bool), credentials (list of {"token"|"token_file"|"cookie", "namespaces"}),
 outcome ("SUCCEEDED" or "FAILED"), page_size_cap (int), experiments (list of {display_name, namespace}).
 Test controls (not KFP's): GET /_standin/log, /_standin/runs, /_standin/pipelines, POST /_standin/faults with
-[{"method", "path", "status"|"reset": true, "count", "after": true}] ("after": the request takes effect,
+[{"method", "path", "status"|"reset": true|"delay": seconds, "count", "after": true}] ("after": the request takes effect,
 then the fault is answered), POST /_standin/config to merge keys into CONFIG.
 """
 import base64
@@ -23,6 +23,7 @@ import json
 import re
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -197,6 +198,9 @@ class Handler(BaseHTTPRequestHandler):
                     f['count'] -= 1
                     fault = f
                     break
+        if fault and fault.get('delay'):
+            time.sleep(fault['delay'])  # a slow answer, then the normal one
+            fault = None
         if fault and not fault.get('after'):
             return self.fail(fault)
         try:

@@ -20,7 +20,7 @@ export interface StandIn {
   log(): Promise<LoggedRequest[]>
   runs(): Promise<Record<string, unknown>[]>
   pipelines(): Promise<{ pipelines: Record<string, any>[]; versions: Record<string, any>[] }>
-  faults(f: { method: string; path: string; status?: number; reset?: boolean; count: number; after?: boolean; message?: string }[]): Promise<void>
+  faults(f: { method: string; path: string; status?: number; reset?: boolean; delay?: number; count: number; after?: boolean; message?: string }[]): Promise<void>
   configure(c: Record<string, unknown>): Promise<void>
   stop(): Promise<void>
 }

@@ -374,6 +374,19 @@ describe('metaflow-kfp submit', () => {
     expect(r.stderr).toMatch(/stopped watching run \S+; the run goes on in KFP/)
   })
 
+  it('on Ctrl-C during a slow request, stops at once with 130 and says no further request was sent', async () => {
+    await single.faults([{ method: 'GET', path: '/healthz$', delay: 20, count: 1 }])
+    const before = (await single.log()).length
+    const p = startAgent(['submit', HELLO, '--host', single.url], { env: env(tempDir()) })
+    for (let i = 0; i < 200 && !(await single.log()).slice(before).some((l) => l.path === '/apis/v2beta1/healthz'); i++) await new Promise((r) => setTimeout(r, 100))
+    const t0 = Date.now()
+    p.child.kill('SIGINT')
+    const r = await p.done
+    expect(Date.now() - t0).toBeLessThan(10_000)
+    expect(r.code, r.stderr).toBe(130)
+    expect(oneErrorLine(r)).toMatch(/failed to finish submit: stopped by SIGINT; no further request was sent/)
+  }, 60_000)
+
   it('status prints the run state and its tasks; terminate stops a run', async () => {
     const e = env(tempDir())
     const made = await runAgent(['submit', HELLO, '--host', single.url], { env: e })
