@@ -14,8 +14,16 @@ const FLOW_URL = `file://${STAGE_FLOW}`
 const TEMPLATE = join(REPO, 'pipeline-templates', 'hello_flow.kfp.yaml')
 const HUGE_NAME = 'a'.repeat(300)
 const HUGE_NUMBER = '99999999999999999999'
-const COMMANDS = ['step', 'init', 'config', 'run-local'] as const
-type Command = (typeof COMMANDS)[number]
+type Command = string
+
+/** The commands `metaflow-kfp --help` lists, read from the agent itself so a new command without cases fails this suite. */
+function helpCommands(): Command[] {
+  const help = execFileSync(AGENT, ['--help'], { encoding: 'utf8', timeout: 30_000, env: agentEnv() })
+  return [...help.matchAll(/^\s+metaflow-kfp ([a-z][a-z-]*)\b/gm)].map((m) => m[1] as string)
+}
+const COMMANDS = helpCommands()
+/** Where a command would reach KFP: a loopback port nothing listens on, so a value that slips through fails fast. */
+const NO_KFP = 'http://127.0.0.1:9'
 
 /** The long flags `metaflow-kfp COMMAND --help` lists, read from the agent itself so a new flag without a case fails this suite. */
 function helpFlags(command: Command): string[] {
@@ -113,6 +121,53 @@ const RUN_LOCAL_BAD: Record<string, Bad[]> = {
   'datastore-root': [v('datastore-root', 'empty', '')],
 }
 
+/** Bad values of the flags that mean something else, or only exist, in the user's commands (generate, submit, status, terminate). */
+const KFP_BAD: Record<string, Bad[]> = {
+  'host': [v('host', 'empty', ''), v('host', 'not a URL', 'not a url'), v('host', 'not http(s)', 'ftp://127.0.0.1/')],
+  'ui-host': [v('ui-host', 'empty', ''), v('ui-host', 'not a URL', 'not a url')],
+  'token': [v('token', 'empty', '')],
+  'cookie': [v('cookie', 'empty', ''), v('cookie', 'without =', 'session')],
+  'namespace': [v('namespace', 'empty', ''), v('namespace', 'a path with /', 'team/../other')],
+}
+const GENERATE_BAD: Record<string, Bad[]> = {
+  'image': [v('image', 'empty', ''), v('image', 'with spaces', 'my image:1')],
+  'format': [v('format', 'empty', ''), v('format', 'an unknown format', 'yaml')],
+  'output': [v('output', 'empty', '')],
+  'name': [v('name', 'empty', ''), v('name', 'longer than KFP allows', HUGE_NAME)],
+  'python': [v('python', 'empty', '')],
+  'param': [v('param', 'empty', ''), v('param', 'without =', 'alpha')],
+  'code-url': [v('code-url', 'empty', ''), v('code-url', 'not a URL', 'not a url')],
+  'flow-file': [v('flow-file', 'empty', ''), v('flow-file', '..', '../flow.py')],
+  'flow-name': [v('flow-name', 'empty', ''), v('flow-name', 'a path with /', 'a/b')],
+}
+const SUBMIT_BAD: Record<string, Bad[]> = {
+  ...GENERATE_BAD,
+  ...KFP_BAD,
+  'experiment-name': [v('experiment-name', 'empty', '')],
+  'run-name': [v('run-name', 'empty', '')],
+  'pipeline-name': [v('pipeline-name', 'empty', '')],
+  'wait': [{ what: 'not a boolean', argv: ['--wait=maybe'] }],
+  'poll-interval': [...seconds('poll-interval'), v('poll-interval', 'zero', '0'), v('poll-interval', 'beyond an hour', '99999')],
+  'progress': [{ what: 'not a boolean', argv: ['--progress=maybe'] }],
+}
+/** Per command, the flags whose bad values differ from step's; every other flag is tried with step's last bad value. */
+const BY_COMMAND: Record<Command, Record<string, Bad[]>> = {
+  'run-local': {},
+  'generate': GENERATE_BAD,
+  'submit': SUBMIT_BAD,
+  'status': KFP_BAD,
+  'terminate': KFP_BAD,
+}
+
+/** Bad positionals per command: the step name, a template or flow that does not exist, a run id that is no id. */
+const POSITIONAL_BAD: Record<Command, Bad[]> = {
+  'run-local': [{ what: 'a template that does not exist', argv: ['/no/such/template.yaml'] }],
+  'generate': [{ what: 'a flow file that does not exist', argv: ['/no/such/flow.py'] }, { what: 'empty', argv: [''] }],
+  'submit': [{ what: 'a pipeline file that does not exist', argv: ['/no/such/pipeline.yaml'] }, { what: 'empty', argv: [''] }],
+  'status': [{ what: 'empty', argv: [''] }, { what: 'a path', argv: ['../runs/x'] }],
+  'terminate': [{ what: 'empty', argv: [''] }, { what: 'a path', argv: ['../runs/x'] }],
+}
+
 /** Bad step names (the positional of `step`): each would become a folder of the datastore. */
 const STEP_NAMES: Bad[] = [
   { what: 'empty', argv: [''] },
@@ -136,6 +191,10 @@ function baseArgs(command: Command, dir: string, replaced: Set<string>): string[
     return ['run-local', TEMPLATE, ...common.filter(([f]) => f !== 'run-id' && !replaced.has(f)).flatMap(([f, x]) => [`--${f}`, x])]
   }
   if (command === 'config') return ['config']
+  if (command === 'generate') return ['generate', STAGE_FLOW, ...(replaced.has('python') ? [] : ['--python', PYTHON]), ...(replaced.has('output') ? [] : ['--output', join(dir, 'outputs', 'pipeline.yaml')])]
+  if (command === 'submit') return ['submit', TEMPLATE, ...(replaced.has('host') ? [] : ['--host', NO_KFP])]
+  if (command === 'status' || command === 'terminate') return [command, 'kfp-run-1', ...(replaced.has('host') ? [] : ['--host', NO_KFP])]
+  if (command !== 'step' && command !== 'init') throw new Error(`no base command line for ${command}: add one, and its bad values`)
   const head = command === 'step' ? ['step', 'start'] : ['init']
   const flags = [...common, ['output-dir', join(dir, 'outputs')] as [string, string]]
   return [...head, ...flags.filter(([f]) => !replaced.has(f)).flatMap(([f, x]) => [`--${f}`, x])]
@@ -168,18 +227,26 @@ async function refuse(argv: string[], dir: string, env: NodeJS.ProcessEnv = agen
 
 const HELP = Object.fromEntries(COMMANDS.map((c) => [c, helpFlags(c)])) as Record<Command, string[]>
 
+function badFor(command: Command, flag: string): Bad[] {
+  if (command === 'run-local') return RUN_LOCAL_BAD[flag] ?? []
+  return BY_COMMAND[command]?.[flag] ?? BAD[flag] ?? []
+}
+
 describe('the bad-input tables', () => {
+  it('cover every command `--help` lists', () => {
+    expect(COMMANDS).toEqual(expect.arrayContaining(['step', 'init', 'config', 'run-local']))
+    for (const command of COMMANDS) expect(() => baseArgs(command, '/x', new Set()), command).not.toThrow()
+  })
   for (const command of COMMANDS) {
     it(`have a case for every flag \`${command} --help\` lists`, () => {
-      const table = command === 'run-local' ? RUN_LOCAL_BAD : BAD
-      expect(HELP[command].length).toBeGreaterThan(command === 'run-local' ? 4 : 6)
-      expect(HELP[command].filter((f) => !(table[f]?.length))).toEqual([])
+      expect(HELP[command]?.length).toBeGreaterThan(3)
+      expect(HELP[command]?.filter((f) => !(badFor(command, f).length))).toEqual([])
     })
   }
 })
 
 describe.concurrent('a bad value of a step flag', () => {
-  const cases = HELP.step.flatMap((flag) => (BAD[flag] ?? []).map((bad) => ({ flag, ...bad })))
+  const cases = (HELP.step ?? []).flatMap((flag) => (BAD[flag] ?? []).map((bad) => ({ flag, ...bad })))
   for (const { flag, what, argv } of cases) {
     it(`--${flag} ${what} is refused with exit 64 and one line`, async () => {
       const dir = tempDir()
@@ -196,19 +263,35 @@ describe.concurrent('a bad value of a step flag', () => {
   }
 })
 
-describe.concurrent('a bad value of an init or config flag', () => {
-  // The flags they share with step behave the same; one bad value each shows they are checked there too.
-  const cases = (['init', 'config'] as const).flatMap((command) => HELP[command].map((flag) => ({ command, flag, bad: BAD[flag]?.[BAD[flag].length - 1] as Bad })))
+describe.concurrent('a bad value of a flag of another command', () => {
+  // Flags shared with step behave the same: one bad value each shows they are checked there too;
+  // flags of a command's own get all of theirs.
+  const others = COMMANDS.filter((c) => c !== 'step' && c !== 'run-local')
+  const cases = others.flatMap((command) => (HELP[command] ?? []).flatMap((flag) => {
+    const own = BY_COMMAND[command]?.[flag]
+    const bads = own ?? (BAD[flag] ? [BAD[flag][BAD[flag].length - 1] as Bad] : [])
+    return bads.map((bad) => ({ command, flag, bad }))
+  }))
   for (const { command, flag, bad } of cases) {
     it(`${command} --${flag} ${bad.what} is refused with exit 64 and one line`, async () => {
       const dir = tempDir()
       await refuse([...baseArgs(command, dir, flagsOf(bad.argv)), ...bad.argv], dir)
     })
   }
+  for (const command of COMMANDS.filter((c) => c !== 'step' && c !== 'run-local' && POSITIONAL_BAD[c])) {
+    for (const bad of POSITIONAL_BAD[command] as Bad[]) {
+      it(`${command} with a positional that is ${bad.what} is refused with exit 64 and one line`, async () => {
+        const dir = tempDir()
+        const args = baseArgs(command, dir, new Set())
+        args.splice(1, 1, ...bad.argv)
+        await refuse(args, dir)
+      })
+    }
+  }
 })
 
 describe.concurrent('a bad value of a run-local flag', () => {
-  const cases = HELP['run-local'].flatMap((flag) => (RUN_LOCAL_BAD[flag] ?? []).map((bad) => ({ flag, ...bad })))
+  const cases = (HELP['run-local'] ?? []).flatMap((flag) => (RUN_LOCAL_BAD[flag] ?? []).map((bad) => ({ flag, ...bad })))
   for (const { flag, what, argv } of cases) {
     it(`--${flag} ${what} is refused with exit 64 and one line`, async () => {
       const dir = tempDir()
