@@ -106,8 +106,12 @@ async function session(cfg: KfpConfig, io: Io): Promise<Session> {
   // In a pod with no host given, the kfp SDK talks to the in-cluster service; so does submit, so the seed's examples work as written there.
   const rawHost = v('KF_PIPELINES_ENDPOINT') ?? (io.env.KUBERNETES_SERVICE_HOST ? IN_CLUSTER_HOST : undefined)
   if (!rawHost) throw new AgentError('usage', 'failed to find the KFP API: no host given', { hint: 'give --host URL (e.g. https://kubeflow.example.com/pipeline, or http://localhost:8888 through kubectl port-forward) or set KF_PIPELINES_ENDPOINT' })
-  const host = withScheme(rawHost, '--host')
+  const host = withScheme(rawHost, keys.values.KF_PIPELINES_ENDPOINT ? from('KF_PIPELINES_ENDPOINT', '--host') : '--host')
   const ui = v('KF_PIPELINES_UI_ENDPOINT')
+  // Checked now, wherever they came from: a bad value found after the run was made would hide its URL.
+  const uiBase = ui === undefined ? host : withScheme(ui, from('KF_PIPELINES_UI_ENDPOINT', '--ui-host'))
+  const namespace = v('KFP_NAMESPACE')
+  if (namespace !== undefined) checkNamespace(namespace, from('KFP_NAMESPACE', '--namespace'))
   const prefix = v('KFP_RUN_URL_PREFIX')
   const tokenPath = v('KF_PIPELINES_SA_TOKEN_PATH')
   const credential = await resolveCredential({
@@ -116,8 +120,8 @@ async function session(cfg: KfpConfig, io: Io): Promise<Session> {
     cookie: cfg.cookie,
   })
   const http = new KfpHttp({ host, credential, signal: io.signal, onRetry: (line) => io.log(line) })
-  const runUrl = (id: string) => (prefix ? `${prefix.replace(/\/+$/, '')}/${id}` : `${withScheme(ui ?? host, '--ui-host').replace(/\/+$/, '')}/#/runs/details/${id}`)
-  return { http, credential, host, runUrl, namespace: v('KFP_NAMESPACE'), experimentName: v('KF_PIPELINES_DEFAULT_EXPERIMENT_NAME') ?? 'Default' }
+  const runUrl = (id: string) => (prefix ? `${prefix.replace(/\/+$/, '')}/${id}` : `${uiBase}/#/runs/details/${id}`)
+  return { http, credential, host, runUrl, namespace, experimentName: v('KF_PIPELINES_DEFAULT_EXPERIMENT_NAME') ?? 'Default' }
 }
 
 async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
@@ -205,10 +209,7 @@ function checkInputs(cfg: KfpConfig, io: Io): void {
   if (cfg.command !== 'submit' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(cfg.target)) {
     throw usage(`failed to accept the run id ${JSON.stringify(cfg.target)}: expected letters, digits, '.', '_' and '-', as KFP's run ids (UUIDs)`, 'give the id submit printed')
   }
-  // A Kubernetes namespace is a DNS label.
-  if (cfg.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cfg.namespace)) {
-    throw usage(`failed to accept --namespace ${JSON.stringify(cfg.namespace)}: not a Kubernetes namespace name`, 'give your Kubeflow profile namespace, e.g. team-a')
-  }
+  if (cfg.namespace !== undefined) checkNamespace(cfg.namespace, '--namespace')
   if (cfg.uiHost !== undefined) withScheme(cfg.uiHost, '--ui-host')
   if (cfg.host !== undefined) withScheme(cfg.host, '--host')
   if (cfg.command !== 'submit') return
@@ -217,6 +218,13 @@ function checkInputs(cfg: KfpConfig, io: Io): void {
     const g = cfg.generate
     const given = [g.codeUrl && '--code-url', g.packageFlowFile && '--flow-file', g.flowName && '--flow-name', g.image && '--image', g.name && '--name'].find(Boolean)
     if (given) throw usage(`failed to accept ${given}: it applies to a flow file, and ${cfg.target} is sent as it is`, 'give the flow .py file to generate from, or leave the flag out')
+  }
+}
+
+/** A Kubernetes namespace is a DNS label. */
+function checkNamespace(ns: string, from: string): void {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) {
+    throw new AgentError('usage', `failed to accept the namespace ${JSON.stringify(ns)} (${from}): not a Kubernetes namespace name`, { hint: 'give your Kubeflow profile namespace, e.g. team-a' })
   }
 }
 

@@ -279,6 +279,20 @@ describe('metaflow-kfp submit', () => {
     expect((await single.log()).length).toBe(before)
   })
 
+  it('checks the UI host and namespace from the environment or the profile before any request, naming where they came from', async () => {
+    const home = tempDir()
+    mkdirSync(join(home, '.metaflowconfig'))
+    writeFileSync(join(home, '.metaflowconfig', 'config.json'), JSON.stringify({ KFP_NAMESPACE: 'Team_A' }))
+    const before = (await single.log()).length
+    const ns = await runAgent(['submit', HELLO, '--host', single.url], { env: env(home) })
+    expect(ns.code, ns.stderr).toBe(64)
+    expect(oneErrorLine(ns)).toMatch(/failed to accept the namespace "Team_A" \(KFP_NAMESPACE in .*config\.json\)/)
+    const ui = await runAgent(['submit', HELLO, '--host', single.url], { env: env(tempDir(), { KF_PIPELINES_UI_ENDPOINT: 'ftp://ui.example.com' }) })
+    expect(ui.code, ui.stderr).toBe(64)
+    expect(oneErrorLine(ui)).toMatch(/failed to accept KF_PIPELINES_UI_ENDPOINT "ftp:\/\/ui\.example\.com": not http/)
+    expect((await single.log()).length).toBe(before)
+  })
+
   it('exits 64 when no host is given anywhere', async () => {
     const r = await runAgent(['submit', HELLO], { env: env(tempDir()) })
     expect(r.code, r.stderr).toBe(64)
