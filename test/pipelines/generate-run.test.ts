@@ -1,10 +1,12 @@
 // Generated pipelines run with run-local; Metaflow's client judges them against `python flow.py run` of the same flow.
+import { copyFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { agentEnv, runAgent } from '../helpers/agent-process'
 import { runArtifacts, runFlowPlainly } from '../helpers/flow-artifacts'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
-import { FIXTURE_FLOWS, PYTHON } from '../helpers/paths'
+import { parse } from 'yaml'
+import { FIXTURE_FLOWS, FLOWS, PYTHON } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 import { generateFile } from './generate-checks'
 
@@ -33,6 +35,28 @@ function pathspecOf(stdout: string): string {
 
 describe('a generated pipeline run with run-local', () => {
   const tempDir = useTempDir()
+
+  it('runs the code package generate stored without --code-url, and refuses other bytes at that URL', async () => {
+    const cwd = tempDir()
+    mkdirSync(join(cwd, 'flows'))
+    copyFileSync(join(FLOWS, 'foreach_flow.py'), join(cwd, 'flows', 'foreach_flow.py'))
+    const root = join(cwd, '.metaflow')
+    const pipeline = join(cwd, 'p.yaml')
+    const doc = parse(await generateFile(join(cwd, 'flows', 'foreach_flow.py'), pipeline, ['--datastore-root', root]))
+    const url = doc.root.inputDefinitions.parameters.code_url.defaultValue as string
+    const run = () => runAgent(['run-local', pipeline, '--code-url', url, '--python', PYTHON], { cwd, env: agentEnv() })
+    const r = await run()
+    expect(r.stderr).not.toMatch(/error:/)
+    expect(r.code).toBe(0)
+    const report = await metaflowRun(pathspecOf(r.stdout), localClientEnv(cwd))
+    expect(report.successful).toBe(true)
+    expect(report.tasks.explore).toHaveLength(4)
+    // Someone replaces the package: the pinned sha256 stops every task before the step runs.
+    copyFileSync(join(FIXTURE_FLOWS, 'failing_flow.py'), url.slice('file://'.length))
+    const tampered = await run()
+    expect(tampered.code).toBe(65)
+    expect(tampered.stderr).toMatch(/its sha256 is [0-9a-f]{64}, not [0-9a-f]{64}/)
+  }, 600_000)
 
   describe.each(CASES)('for $flow', ({ flow, name, tasks }) => {
     const file = join(CORPUS, `${flow}.py`)
