@@ -36,10 +36,10 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
     const cfg = applySettings(parsed.config, settings, io.env)
     return cfg.command === 'init' ? await runInit(cfg, io) : await runStep(cfg, io)
   } catch (err) {
-    // Stopped before the step existed: what failed, failed because of the signal; the task cleaned up.
+    // Stopped before the step existed or while it finished: what failed, failed because of the signal.
     if (io.signal?.aborted && io.signal.reason instanceof Interrupted) {
       const sig = io.signal.reason.signal
-      io.log(`error: failed to finish the task: ${io.signal.reason.message} before the step ran (the download, install and work folder were cleaned up)`)
+      io.log(`error: failed to finish the task: ${io.signal.reason.message} (what it had started was stopped and its work folder removed)`)
       return 128 + osConstants.signals[sig]
     }
     const agentErr = err instanceof AgentError ? err : new AgentError('internal', 'failed unexpectedly', { cause: err, hint: 'please report this with the log above' })
@@ -83,6 +83,8 @@ if (require.main === module) {
   main(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code
+      // After a stop, a request given up on (a stalled upload) must not hold the process open.
+      if (stop.signal.aborted) process.exit(code)
     },
     (err) => {
       void stderrLines.line(`metaflow-kfp: error: ${describeError(err)}`)

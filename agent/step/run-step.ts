@@ -112,16 +112,22 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     if (result.exitCode !== 0) return result.exitCode
 
     // Outputs only once the metadata is safe, so a pipeline never moves on from an invisible task.
-    await p.aws.syncMetadata(task)
+    await unlessStopped(p.aws.syncMetadata(task), io, 0)
     metadataSaved = true
-    await publishOutputs(cfg, p.store, task)
+    await unlessStopped(publishOutputs(cfg, p.store, task), io, 0)
     return 0
   } finally {
-    if (logs) await saveLogs(logs, io)
+    let cut = false
+    if (logs) cut = !(await boundedAfterStop(saveLogs(logs, io), io))
     // After a failed step the metadata is still worth keeping, but its loss must not mask the failure.
-    if (aws && logs && !metadataSaved) await aws.syncMetadata(logs.task).catch((err: unknown) => io.log(`warning: ${describeError(err)}`))
+    if (aws && logs && !metadataSaved) {
+      const saving = aws.syncMetadata(logs.task).catch((err: unknown) => io.log(`warning: ${describeError(err)}`))
+      cut = !(await boundedAfterStop(saving, io)) || cut
+    }
     await aws?.close()
     await removeWorkDir(cfg, work, io)
+    // A stop that cut the finishing work short ends the task as stopped, whatever the step did.
+    if (cut) throw io.signal?.reason
   }
 }
 
@@ -254,6 +260,42 @@ async function newWorkDir(cfg: TaskConfig, io: Io): Promise<string> {
   }
 }
 
+/** After a stop, how long saving the logs and the metadata may still take: a stalled upload must not hold a stopped agent. */
+const FINISH_AFTER_STOP_MS = 5000
+
+/**
+ * Resolves true when `work` settles, or false once the task has been stopped for `afterStopMs`
+ * (counted from the stop, or from now when it came earlier). `work` itself is not cancelled;
+ * main() exits without waiting for it.
+ */
+function boundedAfterStop(work: Promise<unknown>, io: Io, afterStopMs = FINISH_AFTER_STOP_MS): Promise<boolean> {
+  const signal = io.signal
+  if (!signal) return work.then(() => true)
+  return new Promise<boolean>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined
+    const giveUp = () => {
+      timer = setTimeout(() => resolve(false), afterStopMs)
+    }
+    if (signal.aborted) giveUp()
+    else signal.addEventListener('abort', giveUp, { once: true })
+    work.then(
+      () => resolve(true),
+      (err: unknown) => reject(err),
+    ).finally(() => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', giveUp)
+    })
+  })
+}
+
+/** Awaits `work`, or throws the stop's reason once the task has been stopped for `afterStopMs`. */
+async function unlessStopped<T>(work: Promise<T>, io: Io, afterStopMs: number): Promise<T> {
+  let value: T | undefined
+  const done = await boundedAfterStop(work.then((v) => { value = v }), io, afterStopMs)
+  if (!done) throw io.signal?.reason
+  return value as T
+}
+
 /** Removes the task's own folder unless --keep-work-dir asks to keep it. */
 async function removeWorkDir(cfg: TaskConfig, work: string, io: Io): Promise<void> {
   stopListeners.get(work)?.()
@@ -279,6 +321,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     env,
     log: io.log,
     signal,
+    scratchDir: work,
   }))
   let code: FetchedCode
   let runtime: Awaited<typeof checking>

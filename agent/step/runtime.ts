@@ -1,6 +1,6 @@
 // Makes sure the Python environment has the pinned Metaflow: one fast check, an install only when it is missing.
 import { spawn } from 'node:child_process'
-import { access, constants } from 'node:fs/promises'
+import { access, constants, mkdtemp } from 'node:fs/promises'
 import { delimiter, join } from 'node:path'
 import { AgentError } from '../errors.js'
 
@@ -148,6 +148,11 @@ export interface RuntimeOptions {
   log: (line: string) => void
   /** stops the check or the install (its whole process group); the signal's reason is thrown */
   signal?: AbortSignal | undefined
+  /**
+   * A folder the caller removes: the installer's TMPDIR goes inside it, because pip killed by
+   * SIGTERM leaves its pip-install-*, pip-build-tracker-* folders behind in TMPDIR.
+   */
+  scratchDir?: string | undefined
 }
 
 export interface RuntimeResult {
@@ -173,8 +178,10 @@ export async function ensureRuntime(opts: RuntimeOptions): Promise<RuntimeResult
   const [cmd, args] = uv
     ? [uv, ['pip', 'install', '--quiet', '--python', python, ...missing]]
     : [python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...missing]]
+  const tmp = opts.scratchDir ? await mkdtemp(join(opts.scratchDir, 'installer-tmp-')) : undefined
+  const installEnv = tmp ? { ...env, TMPDIR: tmp, TMP: tmp, TEMP: tmp } : env
   try {
-    await runCommand(cmd, args, { env, timeoutMs: 15 * 60_000, maxBuffer: 1 << 20, signal: opts.signal })
+    await runCommand(cmd, args, { env: installEnv, timeoutMs: 15 * 60_000, maxBuffer: 1 << 20, signal: opts.signal })
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason
     const stderr = String((err as { stderr?: string }).stderr ?? '').trim().split('\n').slice(-3).join(' | ')

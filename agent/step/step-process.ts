@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 
 export interface ProcessResult {
-  /** the exit code, or 128+N after a death by signal N */
+  /** the exit code, or 128+N after a death by signal N, or after an error exit once signal N was forwarded */
   exitCode: number
   /** the signal that killed the child, when one did */
   signal?: NodeJS.Signals | undefined
@@ -100,7 +100,11 @@ export async function runProcess(command: string, args: readonly string[], opts:
     })
     await Promise.race([streams.catch(() => undefined), late])
     clearTimeout(timer)
-    const exitCode = code ?? 128 + (signal ? constants.signals[signal] : 0)
+    let exitCode = code ?? 128 + (signal ? constants.signals[signal] : 0)
+    // A step that exited with an error code after the agent forwarded signal N (Python turns
+    // SIGINT into exit 1) was stopped by it: 128+N says so. A death by a signal keeps its own
+    // 128+N (137 after the grace period's SIGKILL).
+    if (forwarded && code !== null && code !== 0) exitCode = 128 + constants.signals[forwarded]
     return { exitCode, signal: signal ?? undefined, forwarded }
   } finally {
     for (const s of signals) source.off(s, onSignal)

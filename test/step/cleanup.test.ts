@@ -57,7 +57,7 @@ describe('a signal before the step runs', () => {
       const r = await a.done
       expect(r.code, r.stderr).toBe(code)
       expect(Date.now() - sent).toBeLessThan(10_000)
-      expect(r.stderr).toContain(`metaflow-kfp: error: failed to finish the task: stopped by ${sig} before the step ran`)
+      expect(r.stderr).toContain(`metaflow-kfp: error: failed to finish the task: stopped by ${sig} (what it had started was stopped and its work folder removed)`)
       expect(r.stderr.split('\n').filter((l) => l.includes('error:'))).toHaveLength(1)
       expect(tree(tmp)).toEqual([])
     })

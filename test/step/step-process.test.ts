@@ -1,4 +1,5 @@
 // Signals and exit codes, through the built agent and a real Metaflow step.
+import { EventEmitter } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -85,6 +86,24 @@ describe('runProcess', () => {
     expect(err).toBe(reason)
     await new Promise((r) => setTimeout(r, 200))
     expect(existsSync(marker)).toBe(false)
+  })
+
+  it("reports 128+N when the child exits with an error after signal N was forwarded (SIGINT gave Python's exit 1)", async () => {
+    const source = new EventEmitter()
+    const s = sinks()
+    const script = 'import time\nprint("READY", flush=True)\ntime.sleep(30)'
+    const running = runProcess(PYTHON, ['-c', script], {
+      cwd: tempDir(), env: process.env, graceMs: 5000, signalSource: source,
+      stdout: (l) => {
+        s.stdout(l)
+        if (l.toString() === 'READY') source.emit('SIGINT', 'SIGINT')
+      },
+      stderr: s.stderr,
+    })
+    const r = await running
+    expect(s.err.join('\n')).toMatch(/KeyboardInterrupt/)
+    expect(r.forwarded).toBe('SIGINT')
+    expect(r.exitCode).toBe(130)
   })
 
   it('keeps lines whole however the bytes arrive and cuts none short', async () => {
