@@ -1,8 +1,7 @@
 // Writes a flow plan as an Argo Workflow wired like the hand-written templates: withSequence over split_count, valueFrom.path outputs, retryStrategy with {{retries}}.
-import { stringify } from 'yaml'
 import { dagsOf, dependenciesOf, loopName } from './flow-plan.js'
 import type { FlowPlan, PlannedStep } from './flow-plan.js'
-import { pipelineParameters } from './kfp-writer.js'
+import { pipelineParameters, toYaml } from './kfp-writer.js'
 import type { WriterOptions } from './kfp-writer.js'
 
 type Obj = Record<string, unknown>
@@ -119,7 +118,7 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
     metadata: { generateName: `${o.name}-` },
     spec: { entrypoint: 'main', arguments: { parameters: workflowParams }, templates: [...dagTemplates, ...containers] },
   }
-  return `${o.header.map((l) => `# ${l}`.trimEnd()).join('\n')}\n${stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false })}`
+  return `${o.header.map((l) => `# ${l}`.trimEnd()).join('\n')}\n${toYaml(doc)}`
 }
 
 /** @resources as Kubernetes requests and limits; memory in MB as Metaflow counts it. */

@@ -165,7 +165,15 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
     components: sortKeys(components),
     deploymentSpec: { executors: sortKeys(executors) },
   }
-  return `${o.header.map((l) => `# ${l}`.trimEnd()).join('\n')}\n${stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false })}`
+  return `${o.header.map((l) => `# ${l}`.trimEnd()).join('\n')}\n${toYaml(doc)}`
+}
+
+/**
+ * YAML that KFP's and Argo's Go parsers read back as written. Why YAML 1.1: they parse 1.1,
+ * where an unquoted n, y, on, off or yes is a boolean, so a parameter named n became false.
+ */
+export function toYaml(doc: unknown): string {
+  return stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' })
 }
 
 function rootInput(p: FlowParameter): Obj {

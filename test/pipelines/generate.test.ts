@@ -116,6 +116,33 @@ describe('metaflow-kfp generate', () => {
       expect(readdirSync(dir)).toEqual(['p.yaml'])
     })
 
+    it('quotes a parameter named n and a default of yes, which the Go YAML 1.1 parsers of Argo and KFP read as booleans (argo lint failed on the name)', async () => {
+      const dir = tempDir()
+      const flow = join(dir, 'yaml_words_flow.py')
+      writeFileSync(flow, [
+        'from metaflow import FlowSpec, Parameter, step',
+        'class YamlWordsFlow(FlowSpec):',
+        '    n = Parameter("n", default="yes")',
+        '    on = Parameter("on", type=int, default=1)',
+        '    @step',
+        '    def start(self):',
+        '        self.next(self.end)',
+        '    @step',
+        '    def end(self):',
+        '        pass',
+        'if __name__ == "__main__":',
+        '    YamlWordsFlow()',
+        '',
+      ].join('\n'))
+      const argo = await generateFile(flow, join(dir, 'a.yaml'), ['--format', 'argo'])
+      const kfp = await generateFile(flow, join(dir, 'p.yaml'))
+      expect(argo).toContain('- name: "n"\n        value: "yes"')
+      expect(kfp).toContain('"n":\n        parameterType: STRING\n        defaultValue: "yes"')
+      const lint = await argoLint([join(dir, 'a.yaml')])
+      expect(lint.output).toMatch(/no linting errors found/)
+      expect((await kfpCheck([join(dir, 'p.yaml')])).output).toBe('ok\n')
+    })
+
     it('sets a default with --param, checked against the parameter type', async () => {
       const dir = tempDir()
       const kfp = parse(await generateFile(linear, join(dir, 'p.yaml'), ['--param', 'count=7', '--param', 'loud=true'])) as Obj
