@@ -8,7 +8,7 @@ NODE_DEPS   := node_modules/.package-lock.json
 AGENT       := dist/metaflow-kfp
 AGENT_SRC   := $(shell find agent -name '*.ts') scripts/build.mjs scripts/lazy-aws-sdk.mjs image/runtime-pin.txt package.json
 
-.PHONY: argo-cli help deps build demo test typecheck bench clean image image-lock image-test
+.PHONY: argo-cli help deps build demo test typecheck bench clean image image-lock image-test e2e e2e-up e2e-down
 
 help:
 	@echo "make demo   run the seed's foreach flow through its KFP v2 template with run-local (local datastore)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench  measure the design budgets against the alternatives"
 	@echo "make image  build the container image with docker or podman (IMAGE=name:tag BASE_IMAGE=...)"
 	@echo "make image-test  build the image with podman on a debootstrap base and run steps in it"
+	@echo "make e2e    run the Argo templates on a real single-node Kubernetes with Argo Workflows (root; make e2e-up / e2e-down)"
 
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -63,6 +64,8 @@ test: deps build typecheck $(ARGO_CLI)
 	ARGO_CLI=$(ARGO_CLI) npx vitest run
 	@if reason=$$(scripts/can-run-containers.sh); then $(MAKE) --no-print-directory image-test; \
 	  else echo "make test: skipping the container suite (make image-test): $$reason"; fi
+	@if reason=$$(scripts/e2e/can-run.sh); then $(MAKE) --no-print-directory e2e; \
+	  else echo "make test: skipping the e2e suite (make e2e): $$reason"; fi
 
 # Budgets from DESIGN.md as ratios against the alternative, measured in one run (takes about a minute).
 bench: deps build
@@ -84,6 +87,19 @@ image-lock: $(VENV)/.installed
 # Installs podman, runc and debootstrap when missing (root, apt); about 2 minutes the first time on a machine.
 image-test: deps build
 	scripts/image-test.sh
+
+# A real single-node Kubernetes 1.35 and Argo Workflows as host processes under .cache/e2e (root, Linux).
+# Builds them from the Go module proxy once per machine (about 10 minutes), then starts in seconds.
+# E2E_KEEP=1 make e2e leaves the cluster up; make e2e-down stops it and removes what it created.
+e2e: deps build $(ARGO_CLI)
+	ARGO_CLI=$(ARGO_CLI) scripts/e2e/run.sh
+
+e2e-up: deps build $(ARGO_CLI)
+	scripts/e2e/up.sh
+	scripts/e2e/images.sh agent
+
+e2e-down:
+	scripts/e2e/down.sh
 
 clean:
 	rm -rf dist node_modules $(VENV)

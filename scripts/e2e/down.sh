@@ -37,6 +37,8 @@ for path in $(printf '%s\n' "${netns[@]}" | sort -u); do
   if [[ "$path" == /var/run/netns/cni-* || "$path" == /run/netns/cni-* ]]; then ip netns delete "$name" 2>/dev/null || { umount "$path" 2>/dev/null; rm -f "$path"; }; fi
 done
 rm -f /var/lib/cni/results/mfkfp-e2e-* 2>/dev/null
+# The shims' and runc's state folders under /run/containerd, only when empty (another containerd may use them).
+rmdir /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd/s /run/containerd 2>/dev/null
 
 # Mounts under the state folder (container root filesystems, pod volumes), deepest first.
 if [[ -d "$E2E_DIR" ]]; then

@@ -81,7 +81,7 @@ print(json.dumps({'current': t.current_attempt, 'ok': t.successful, 'worked': t[
     expect(main.state.terminated.exitCode).toBe(143)
   })
 
-  it('fans a 100-split foreach out with withSequence, passing only a few bytes between tasks, into the run python flow.py run makes', async () => {
+  it('fans a 100-split foreach out with withSequence, passing only a few bytes between tasks, and the join sees all 100 splits', async () => {
     const dir = shared()
     const workflow = withSharedDatastore(loadTemplate('foreach_flow.argo.yaml'), dir.path)
     // Why a parallelism: 100 Python pods at once would take the memory of a small test machine.
