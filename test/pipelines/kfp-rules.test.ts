@@ -1,11 +1,13 @@
 // Every KFP v2 pipeline is held to KFP's run-time rules by test/pipelines/kfp_rules.py, and each rule is shown to fail on a broken template.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runAgent } from '../helpers/agent-process'
-import { kfpRules as check } from '../helpers/kfp-rules'
-import { FLOWS, PYTHON, REPO } from '../helpers/paths'
+import { kfpRules as check, kfpRulesWithout } from '../helpers/kfp-rules'
+import { FIXTURE_FLOWS, FLOWS, PYTHON, REPO } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
+import { generateFile } from './generate-checks'
 
 const TEMPLATES = resolve(REPO, 'pipeline-templates')
 const FLOW_NAMES = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_foreach_flow', 'params_flow']
@@ -29,6 +31,26 @@ class RetryFlow(FlowSpec):
 
 if __name__ == '__main__':
     RetryFlow()
+`
+
+// A step with @environment and @resources together, a GPU among them (linear_flow has them on separate steps, no GPU).
+const GPU_FLOW = `from metaflow import FlowSpec, environment, resources, step
+
+
+class GpuFlow(FlowSpec):
+    @environment(vars={"MODE": "train", "LEVEL": "3"})
+    @resources(cpu=0.5, memory=2048, gpu=2)
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == '__main__':
+    GpuFlow()
 `
 
 function template(name: string): string {
@@ -241,5 +263,94 @@ describe('KFP run-time rules (test/pipelines/kfp_rules.py)', () => {
     const r = await check([bad], ['--static-only'])
     expect(r.code).toBe(1)
     expect(r.lines).toEqual([expect.stringMatching(/^.*bad\.kfp\.yaml: task -: parse: .*dependsOn/)])
+  })
+
+  describe('compare container env and resources with the kfp SDK (set_env_variable, set_cpu_/memory_request and _limit, set_accelerator_type and _limit)', () => {
+    let dir: string
+    const out: Record<string, string> = {}
+    beforeAll(async () => {
+      // Its own folder: useTempDir's would be removed after the first test here.
+      dir = mkdtempSync(join(tmpdir(), 'mfkfp-test-'))
+      writeFileSync(join(dir, 'gpu_flow.py'), GPU_FLOW)
+      out.linear = join(dir, 'linear_flow.kfp.yaml')
+      out.gpu = join(dir, 'gpu_flow.kfp.yaml')
+      await generateFile(join(FIXTURE_FLOWS, 'generate', 'linear_flow.py'), out.linear)
+      await generateFile(join(dir, 'gpu_flow.py'), out.gpu)
+    }, 120_000)
+    afterAll(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true })
+    })
+
+    it('hold for what generate writes for @environment and @resources, which the SDK writes the same', async () => {
+      // What makes this test worth running: the env and resources are there to compare.
+      expect(readFileSync(out.linear!, 'utf8')).toMatch(/env:\n\s+- name: GREETING\n\s+value: hello from @environment\n/)
+      expect(readFileSync(out.linear!, 'utf8')).toMatch(/resourceMemoryLimit: 512M\n/)
+      expect(readFileSync(out.gpu!, 'utf8')).toMatch(/accelerator:\n\s+resourceType: nvidia.com\/gpu\n\s+resourceCount: "2"\n/)
+      const r = await check([out.linear!, out.gpu!])
+      expect(r.lines).toEqual(['ok'])
+      expect(r.code).toBe(0)
+    })
+
+    it('flag every step with @environment or @resources when the reference leaves them out, so the comparison can fail', async () => {
+      const r = await kfpRulesWithout('set_env_and_resources', [out.linear!, out.gpu!])
+      expect(r.code).toBe(1)
+      expect(r.lines.map((l) => l.replace(dir, 'DIR'))).toEqual([
+        "DIR/linear_flow.kfp.yaml: task middle: sdk-env: ours is [('GREETING', 'hello from @environment')], the kfp SDK's dsl compiles [] (make them agree)",
+        expect.stringMatching(/^DIR\/linear_flow\.kfp\.yaml: task start: sdk-resources: ours is \{.*'resourceMemoryLimit': '512M'.*\}, the kfp SDK's dsl compiles \{\} \(make them agree\)$/),
+        "DIR/gpu_flow.kfp.yaml: task start: sdk-env: ours is [('MODE', 'train'), ('LEVEL', '3')], the kfp SDK's dsl compiles [] (make them agree)",
+        expect.stringMatching(/^DIR\/gpu_flow\.kfp\.yaml: task start: sdk-resources: ours is \{.*'accelerator': .*\}, the kfp SDK's dsl compiles \{\} \(make them agree\)$/),
+      ])
+    })
+
+    // Each broken pipeline, and the one line the checker must print for it (file prefix left out).
+    const ENV_MUTATIONS: { name: string; flow: 'linear' | 'gpu'; edit: (t: string) => string; expected: RegExp }[] = [
+      {
+        name: 'a memory limit written as 512MB, a form the SDK refuses',
+        flow: 'linear',
+        edit: (t) => mutate(t, 'resourceMemoryLimit: 512M\n', 'resourceMemoryLimit: 512MB\n'),
+        expected: /^task -: sdk-build: .*task start: the kfp SDK refuses its env or resources: Invalid memory string/,
+      },
+      {
+        name: 'a memory limit number in MB where KFP reads GB',
+        flow: 'linear',
+        edit: (t) => mutate(t, ' memoryLimit: 0.512\n', ' memoryLimit: 512\n'),
+        expected: /^task start: sdk-resources: ours is \{'memoryLimit': 512\.0\}, the kfp SDK's dsl compiles \{'memoryLimit': 0\.512\} \(make them agree\)$/,
+      },
+      {
+        name: 'a cpu request given only as the deprecated number',
+        flow: 'linear',
+        edit: (t) => mutate(t, 'resourceCpuRequest: "2"\n          resourceCpuLimit', 'resourceCpuLimit'),
+        expected: /^task start: sdk-resources: ours is \{'cpuRequest': 2\.0\}, the kfp SDK's dsl compiles \{\}/,
+      },
+      {
+        name: 'an environment variable set twice, which the SDK writes once',
+        flow: 'linear',
+        edit: (t) => mutate(t, '- name: GREETING\n', '- name: GREETING\n            value: first\n          - name: GREETING\n'),
+        expected: /^task middle: sdk-env: ours is \[\('GREETING', 'first'\), \('GREETING', 'hello from @environment'\)\], the kfp SDK's dsl compiles \[\('GREETING', 'hello from @environment'\)\]/,
+      },
+      {
+        name: 'a GPU count that disagrees with its text form',
+        flow: 'gpu',
+        edit: (t) => mutate(t, '  count: "2"\n', '  count: "1"\n'),
+        expected: /^task start: sdk-resources: ours is \{'accelerator': \{.*'count': '1'.*\}\}, the kfp SDK's dsl compiles \{'accelerator': \{.*'count': '2'.*\}\}/,
+      },
+      {
+        name: 'a GPU count the SDK refuses',
+        flow: 'gpu',
+        edit: (t) => mutate(t, 'resourceCount: "2"\n', 'resourceCount: "two"\n'),
+        expected: /^task -: sdk-build: .*task start: the kfp SDK refuses its env or resources: limit must be a non-negative integer/,
+      },
+    ]
+
+    it.each(ENV_MUTATIONS.map((m, i) => [m.name, i] as const))('flag %s, in one line', async (_name, i) => {
+      const m = ENV_MUTATIONS[i]!
+      const p = join(dir, `e${i}-${m.flow}.kfp.yaml`)
+      writeFileSync(p, m.edit(readFileSync(out[m.flow]!, 'utf8')))
+      const r = await check([p])
+      expect(r.code).toBe(1)
+      expect(r.lines).toHaveLength(1)
+      expect(r.lines[0]!.startsWith(`${p}: `), r.lines[0]).toBe(true)
+      expect(r.lines[0]!.slice(p.length + 2)).toMatch(m.expected)
+    })
   })
 })

@@ -7,7 +7,7 @@ or prints "ok" and exits 0. Two parts:
             each rule citing the KFP / Argo code that applies it;
   sdk       the kfp SDK's dsl compiles a pipeline of the same shape, built from this IR's own
             structure, and what matters at run time (retry and backoff fields, iterator items,
-            placeholders, parameter types, wiring) must agree with it.
+            placeholders, parameter types, wiring, container env and resources) must agree with it.
 Why both: the SDK's strict parse, KFP's upload validation and its Argo compiler all accept IR
 that then misbehaves at run time (a retry policy without backoffMaxDuration never retries).
 """
@@ -256,7 +256,8 @@ def reference_ir(ir):
 
     Built from the IR's structure: one container component per executor component (same inputs,
     outputs, image, command, and arguments made from the SDK's own placeholder objects), tasks in
-    dependency order, dsl.ParallelFor over the same values, set_retry with the same count (and the
+    dependency order, the same env and resources through set_env_variable, set_cpu_/memory_request
+    and _limit, set_accelerator_type and _limit, dsl.ParallelFor over the same values, set_retry with the same count (and the
     backoff fields we give, the SDK's defaults for those we omit), the same caching and the same
     runtimeValue placeholders. Names follow ours, so both compile to comparable IR.
     """
@@ -414,6 +415,7 @@ def reference_ir(ir):
             except Exception as e:  # the SDK's own refusal, e.g. an argument of the wrong type or a missing input
                 raise CannotBuild(f'task {key}: the kfp SDK refuses it: {e}') from e
             task.set_caching_options(bool(t.get('cachingOptions', {}).get('enableCache', False)))
+            set_env_and_resources(task, key, (executor_of(ir, comp) or {}).get('container', {}))
             r = t.get('retryPolicy')
             if r is not None:
                 task.set_retry(
@@ -448,10 +450,41 @@ def reference_ir(ir):
         return load(f.name)
 
 
+# Our resource field -> the SDK's setter given its value. Only the resource_* text fields are read:
+# the SDK derives the deprecated numeric ones (cpuLimit, memoryLimit, accelerator.count) from them,
+# so ours must agree with what it derives.
+RESOURCE_SETTERS = (
+    ('resourceCpuRequest', 'set_cpu_request'), ('resourceCpuLimit', 'set_cpu_limit'),
+    ('resourceMemoryRequest', 'set_memory_request'), ('resourceMemoryLimit', 'set_memory_limit'),
+)
+
+
+def set_env_and_resources(task, key, container):
+    """Gives the SDK task our container's env and resources through the SDK's own setters.
+
+    A value the SDK refuses (a memory of '512MB', a cpu of '2 cores') is one CannotBuild line; a value
+    it takes but writes differently shows up as an sdk-container difference.
+    """
+    try:
+        for e in container.get('env', []):
+            task.set_env_variable(e.get('name', ''), e.get('value', ''))
+        res = container.get('resources', {})
+        for field, setter in RESOURCE_SETTERS:
+            if field in res:
+                getattr(task, setter)(res[field])
+        acc = res.get('accelerator', {})
+        if 'resourceType' in acc:
+            task.set_accelerator_type(acc['resourceType'])
+        if 'resourceCount' in acc:
+            task.set_accelerator_limit(acc['resourceCount'])
+    except Exception as e:  # noqa: BLE001 - the SDK's validators raise ValueError; one line either way
+        raise CannotBuild(f'task {key}: the kfp SDK refuses its env or resources: {e}') from e
+
+
 def projection(ir):
     """What matters at run time for each container task, independent of how loops and channels are named.
 
-    Per task: its component's parameter types and defaults, its executor (image, command, args),
+    Per task: its component's parameter types and defaults, its executor (image, command, args, env, resources),
     retry policy, caching, where each input comes from (traced through loop inputs to a root input,
     a task output, a loop item or a runtime constant), the container tasks it waits for, and its
     enclosing loops (what they iterate over, their item type and parallelism).
@@ -505,7 +538,10 @@ def projection(ir):
             result[key] = {
                 'inputs': {n: (d.get('parameterType'), repr(d.get('defaultValue')), d.get('isOptional', False)) for n, d in comp.get('inputDefinitions', {}).get('parameters', {}).items()},
                 'outputs': {n: d.get('parameterType') for n, d in comp.get('outputDefinitions', {}).get('parameters', {}).items()},
-                'container': ex.get('container'),
+                # env and resources apart from the rest of the container, so a difference in one is a short line.
+                'container': {k: v for k, v in (ex.get('container') or {}).items() if k not in ('env', 'resources')},
+                'env': [(e.get('name'), e.get('value')) for e in (ex.get('container') or {}).get('env', [])],
+                'resources': (ex.get('container') or {}).get('resources', {}),
                 'retryPolicy': t.get('retryPolicy'),
                 'cachingOptions': t.get('cachingOptions', {}),
                 # Not built into the reference: a condition shows up as a difference rather than passing unchecked.
@@ -539,6 +575,9 @@ def sdk_violations(ir):
                 # The SDK marks an input with a default as optional; KFP resolves both alike (a default wins).
                 a = {n: v[:2] for n, v in a.items()}
                 b = {n: v[:2] for n, v in b.items()}
+            if field == 'resources':
+                # Only the fields that differ (the SDK writes each value twice, as text and as a number).
+                a, b = ({k: v for k, v in x.items() if a.get(k) != b.get(k)} for x in (a, b))
             if a != b:
                 out.append((key, f'sdk-{field.replace(" ", "-")}', f'ours is {a}, the kfp SDK\'s dsl compiles {b} (make them agree)'))
     # The pipeline's own inputs: same names, types and defaults.
