@@ -1,5 +1,8 @@
 // Reads how a template wires each Metaflow step (parents, loops, split flags, ordering) and checks it against Metaflow's own graph.
 import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
 import { PYTHON } from './paths'
@@ -32,8 +35,14 @@ export interface MetaflowGraph {
 }
 
 export async function metaflowGraph(flowFile: string): Promise<MetaflowGraph> {
-  const { stdout } = await run(PYTHON, [flowFile, '--quiet', 'output-raw', '--json'], { env: { ...process.env, METAFLOW_USER: 'test' } })
-  return (JSON.parse(stdout) as { graph: MetaflowGraph }).graph
+  // Run in a temp dir: Metaflow creates .metaflow/ in its cwd, which left an empty one in the repository.
+  const cwd = mkdtempSync(join(tmpdir(), 'mfkfp-graph-'))
+  try {
+    const { stdout } = await run(PYTHON, [resolve(flowFile), '--quiet', 'output-raw', '--json'], { cwd, env: { ...process.env, METAFLOW_USER: 'test' }, timeout: 120_000 })
+    return (JSON.parse(stdout) as { graph: MetaflowGraph }).graph
+  } finally {
+    rmSync(cwd, { recursive: true, force: true })
+  }
 }
 
 function argsOf(args: string[], fill: (text: string) => Origin): Omit<StepWiring, 'loops' | 'after'> {
