@@ -13,16 +13,20 @@ e2e_stop_pids workflow-controller kubelet kube-scheduler kube-controller-manager
 netns=()
 containerd_pid=$(cat "$E2E_DIR/pids/containerd.pid" 2>/dev/null)
 if e2e_ours "$containerd_pid" && [[ -S "$E2E_CONTAINERD_SOCK" ]]; then
-  ctr_() { timeout 30 ctr --address "$E2E_CONTAINERD_SOCK" -n k8s.io "$@"; }
-  for id in $(ctr_ containers ls -q 2>/dev/null); do
-    path=$(ctr_ containers info "$id" 2>/dev/null | jq -r '.Spec.linux.namespaces[]? | select(.type == "network") | .path // empty' 2>/dev/null)
-    [[ -n "$path" ]] && netns+=("$path")
-    ctr_ tasks kill --signal SIGKILL "$id" >/dev/null 2>&1
-  done
-  for id in $(ctr_ containers ls -q 2>/dev/null); do
-    for _ in $(seq 20); do ctr_ tasks delete "$id" >/dev/null 2>&1 && break; ctr_ tasks ls -q 2>/dev/null | grep -qx "$id" || break; sleep 0.2; done
-    ctr_ containers delete "$id" >/dev/null 2>&1
-  done
+  ctr_() { timeout 60 ctr --address "$E2E_CONTAINERD_SOCK" -n k8s.io "$@"; }
+  # Only running sandboxes hold a network namespace, and their bundles name it.
+  mapfile -t netns < <(cat "$E2E_DIR"/containerd/state/io.containerd.runtime.v2.task/k8s.io/*/config.json 2>/dev/null |
+    jq -r '.linux.namespaces[]? | select(.type == "network") | .path // empty' 2>/dev/null | sort -u)
+  mapfile -t tasks < <(ctr_ tasks ls -q 2>/dev/null)
+  # Why in parallel: a suite leaves hundreds of containers, and one ctr call each takes a while.
+  for id in "${tasks[@]}"; do ctr_ tasks kill --signal SIGKILL "$id" >/dev/null 2>&1 & done
+  wait
+  if [[ ${#tasks[@]} -gt 0 ]]; then
+    for _ in $(seq 50); do ctr_ tasks ls 2>/dev/null | awk 'NR > 1 && $3 != "STOPPED"' | grep -q . || break; sleep 0.2; done
+    ctr_ tasks delete --force "${tasks[@]}" >/dev/null 2>&1
+  fi
+  mapfile -t containers < <(ctr_ containers ls -q 2>/dev/null)
+  if [[ ${#containers[@]} -gt 0 ]]; then ctr_ containers delete "${containers[@]}" >/dev/null 2>&1; fi
 fi
 e2e_stop_pids containerd
 # Shims outlive containerd; each names our socket, so e2e_ours finds them.

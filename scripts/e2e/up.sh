@@ -224,9 +224,16 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 KUBELET
-launch kubelet "$E2E_KUBE_BIN/kubelet" --config "$E2E_DIR/kubelet.yaml" --kubeconfig "$E2E_KUBECONFIG" \
-  --root-dir "$E2E_DIR/kubelet" --cert-dir "$E2E_DIR/kubelet/pki" \
-  --hostname-override "$E2E_NODE" --node-ip "$E2E_HOST_IP" --v=1
+# Why the retries: containerd answers before its CRI service is initialized, and the kubelet exits on that.
+for _ in $(seq 20); do
+  launch kubelet "$E2E_KUBE_BIN/kubelet" --config "$E2E_DIR/kubelet.yaml" --kubeconfig "$E2E_KUBECONFIG" \
+    --root-dir "$E2E_DIR/kubelet" --cert-dir "$E2E_DIR/kubelet/pki" \
+    --hostname-override "$E2E_NODE" --node-ip "$E2E_HOST_IP" --v=1
+  sleep 2
+  e2e_ours "$(cat "$E2E_DIR/pids/kubelet.pid")" && break
+  grep -q 'server is not initialized yet' "$E2E_DIR/logs/kubelet.log" || break
+  : > "$E2E_DIR/logs/kubelet.log"
+done
 wait_for kubelet 90 bash -c "\"$E2E_KUBE_BIN/kubectl\" get node $E2E_NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 
 # --- Argo Workflows: its CRDs, a namespace, the controller's config, the controller
