@@ -52,6 +52,19 @@ print(json.dumps({'current': t.current_attempt, 'ok': t.successful, 'worked': t[
     expect(attempts.first_stderr).toContain('hello fails on its first attempt on purpose')
   })
 
+  it("fails a task whose code URL is missing with the agent's exit 69 on every attempt Argo's retryStrategy makes, and runs nothing after it", async () => {
+    const dir = shared()
+    const { name } = await submit(withSharedDatastore(loadTemplate('hello_flow.argo.yaml'), dir.path), { 'code-url': `file://${dir.path}/flows/no_such_flow.py` })
+    const wf = await waitWorkflow(name, 300_000)
+    expect(wf.status.phase, describeWorkflow(wf)).toBe('Failed')
+    const pods = podNodes(wf)
+    // retryStrategy limit 2: three attempts of start, and hello and end never started.
+    expect(pods.map((n) => n.templateName), describeWorkflow(wf)).toEqual(['start', 'start', 'start'])
+    const items = JSON.parse(await kubectl(['get', 'pods', '-l', `workflows.argoproj.io/workflow=${name}`, '-o', 'json'])).items as any[]
+    const codes = items.map((p) => p.status.containerStatuses.find((c: { name: string }) => c.name === 'main').state.terminated.exitCode)
+    expect(codes).toEqual([69, 69, 69])
+  })
+
   it('stops a sleeping step with argo stop: SIGTERM reaches the step, which records it, and the agent exits 143', async () => {
     const dir = shared()
     const marker = join(dir.path, 'signal-marker')
