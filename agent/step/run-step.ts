@@ -80,7 +80,6 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     logs = { logs: new TaskLogs(work), store: p.store, task }
     const taskLog = logs.logs
 
-
     const inputs = cfg.inputPaths ?? inputPathsText(placement)
     let inputPaths: { inline: string } | { file: string } = { inline: inputs }
     if (inputs.length > DEFAULTS.inputPathsInlineMax) {
