@@ -1,0 +1,67 @@
+// Pipelines that `metaflow-kfp generate --format argo` writes for the generate corpus run on the real cluster, judged by Metaflow's client.
+import { cpSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import { runArtifacts, runFlowPlainly } from '../helpers/flow-artifacts'
+import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
+import { FIXTURE_FLOWS } from '../helpers/paths'
+import { generateFile } from '../pipelines/generate-checks'
+import { describeWorkflow, sharedDir, submit, waitWorkflow, withSharedDatastore } from './cluster'
+import type { SharedDir } from './cluster'
+
+const CORPUS = join(FIXTURE_FLOWS, 'generate')
+const IMAGE = 'localhost/metaflow-kfp:0.1.0'
+
+const CASES = [
+  { flow: 'linear_flow', name: 'LinearFlow', tasks: { start: 1, middle: 1, risky: 1, end: 1 } },
+  { flow: 'config_flow', name: 'ConfigFlow', tasks: { start: 1, end: 1 } },
+  { flow: 'nested_branch_flow', name: 'NestedBranchFlow', tasks: { start: 1, a: 1, a1: 1, a2: 1, a_join: 1, b: 1, join: 1, end: 1 } },
+  { flow: 'foreach_in_branch_flow', name: 'ForeachInBranchFlow', tasks: { start: 1, fan: 1, each: 3, fan_join: 1, side: 1, join: 1, end: 1 } },
+  { flow: 'branch_in_foreach_flow', name: 'BranchInForeachFlow', tasks: { start: 1, outer: 2, left: 2, right: 2, both: 2, fan: 2, part: 3, part_join: 2, after: 2, outer_join: 1, end: 1 } },
+  { flow: 'triple_foreach_flow', name: 'TripleForeachFlow', tasks: { start: 1, split_x: 2, split_y: 4, split_z: 8, inner: 8, join_z: 4, join_y: 2, join_x: 1, end: 1 } },
+] as const
+
+/**
+ * A traceback (@catch's artifact) names the flow's folder (the agent's fresh code folder or the corpus)
+ * and where Metaflow is installed (the image's /opt/metaflow or this machine's .venv).
+ */
+function sameFolder(artifacts: Record<string, string[]>): Record<string, string[]> {
+  const strip = (t: string) =>
+    t
+      .split(CORPUS)
+      .join('<flow folder>')
+      .replace(/[^\s"'\\]*metaflow-kfp-\w+\/code-\w+/g, '<flow folder>')
+      .replace(/[^\s"'\\]*\/site-packages\//g, '<site-packages>/')
+  return Object.fromEntries(Object.entries(artifacts).map(([step, tasks]) => [step, tasks.map(strip)]))
+}
+
+describe('generated Argo pipelines on a real Kubernetes with Argo Workflows', () => {
+  const dirs: SharedDir[] = []
+  const shared = (): SharedDir => {
+    const d = sharedDir()
+    dirs.push(d)
+    return d
+  }
+  afterAll(() => dirs.forEach((d) => d.remove()))
+
+  it.concurrent.each(CASES)("runs generate's Argo pipeline for $flow to Succeeded, with the tasks and artifacts of python flow.py run", async ({ flow, name, tasks }) => {
+    const dir = shared()
+    // The corpus folder goes to the pods whole: some flows read files beside them.
+    cpSync(CORPUS, join(dir.path, 'flows'), { recursive: true })
+    const flowFile = join(dir.path, 'flows', `${flow}.py`)
+    const out = join(dir.path, `${flow}.argo.yaml`)
+    const doc = parse(await generateFile(flowFile, out, ['--format', 'argo', '--code-url', `file://${flowFile}`, '--image', IMAGE])) as Record<string, any>
+    const { name: wfName, uid } = await submit(withSharedDatastore(doc, dir.path))
+    const wf = await waitWorkflow(wfName, 600_000)
+    expect(wf.status.phase, describeWorkflow(wf)).toBe('Succeeded')
+
+    const pathspec = `${name}/kfp-${uid}`
+    const report = await metaflowRun(pathspec, localClientEnv(dir.path))
+    expect(report.successful).toBe(true)
+    expect(Object.fromEntries(Object.entries(report.tasks).map(([s, ids]) => [s, ids.length]))).toEqual(tasks)
+    const plainRoot = shared()
+    const plain = await runFlowPlainly(join(CORPUS, `${flow}.py`), name, [], plainRoot.path)
+    expect(sameFolder(await runArtifacts(pathspec, dir.path))).toEqual(sameFolder(await runArtifacts(plain, plainRoot.path)))
+  })
+})
