@@ -221,6 +221,8 @@ function expectRefused(r: BoundedRun, dir: string): void {
 
 async function refuse(argv: string[], dir: string, env: NodeJS.ProcessEnv = agentEnv({ HOME: dir, ...MOTO_KEYS })): Promise<void> {
   mkdirSync(join(dir, 'tmp'))
+  // The folder exists, so a bad value that slips through reaches its write (generate --output) and shows as exit 0, not as a missing folder.
+  mkdirSync(join(dir, 'outputs'))
   const r = await runBounded(argv, { env, tmp: join(dir, 'tmp'), boundMs: 60_000, cwd: dir })
   expectRefused(r, dir)
 }
