@@ -28,6 +28,10 @@ export function s3Endpoint(metaflowEndpoint: string | undefined, env: NodeJS.Pro
   return env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined
 }
 
+/** How long the agent's own S3 calls wait to connect, and for a stalled connection to move again. */
+export const S3_CONNECT_TIMEOUT_MS = 10_000
+export const S3_IDLE_TIMEOUT_MS = 30_000
+
 /** Loads the SDK only when S3 is really used, so local steps start without it. */
 export async function makeS3Client(a: S3Access): Promise<S3Client> {
   const { S3Client } = await import('@aws-sdk/client-s3')
@@ -36,7 +40,9 @@ export async function makeS3Client(a: S3Access): Promise<S3Client> {
     maxAttempts: a.maxAttempts,
     ...(a.endpoint ? { endpoint: a.endpoint, forcePathStyle: true } : {}),
     ...(a.credentials ? { credentials: a.credentials } : {}),
-    ...(a.requestHandler ? { requestHandler: a.requestHandler() as never } : {}),
+    // Why an idle timeout and not a total one: a stalled connection must end (the SDK sets none, so one
+    // stalled GET hung the task for good), while a large log upload that keeps moving must not.
+    requestHandler: a.requestHandler ? (a.requestHandler() as never) : { connectionTimeout: S3_CONNECT_TIMEOUT_MS, socketTimeout: S3_IDLE_TIMEOUT_MS },
     // S3-compatible stores (older MinIO, Ceph) reject the SDK's default trailing checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
