@@ -47,6 +47,8 @@ export async function runGenerate(cfg: GenerateConfig, io: Io): Promise<number> 
     const s = settings.values[key]
     if (s.source !== 'default' && s.value !== undefined) env[key] = s.value
   }
+  // Checked before the flow is read or its package stored, so a bad image leaves nothing behind.
+  const image = imageOf(cfg, io.env)
   const flow = await readFlow(resolve(io.cwd, cfg.flowFile), {
     python: cfg.python,
     flowName: cfg.flowName,
@@ -60,7 +62,7 @@ export async function runGenerate(cfg: GenerateConfig, io: Io): Promise<number> 
     io.log(`stored the code package (${pkg.files} files, ${pkg.bytes} bytes) at ${pkg.url}`)
     code = { codeUrl: pkg.url, packageFlowFile: cfg.packageFlowFile ?? pkg.flowFile, codeSha256: pkg.sha256 }
   }
-  const text = generateText(flow, { ...cfg, ...code }, env, imageOf(cfg, io.env))
+  const text = generateText(flow, { ...cfg, ...code }, env, image)
   if (cfg.output === undefined) {
     await io.stdout(Buffer.from(text.endsWith('\n') ? text.slice(0, -1) : text))
     return 0
@@ -113,12 +115,26 @@ async function packageIntoDatastore(flowFile: string, flowName: string, cfg: Gen
 }
 
 function imageOf(cfg: GenerateConfig, env: NodeJS.ProcessEnv): string {
-  if (cfg.image) return cfg.image
-  if (env.METAFLOW_KFP_IMAGE) return env.METAFLOW_KFP_IMAGE
   const fromProfile = readProfile(env).values.METAFLOW_KFP_IMAGE
-  if (typeof fromProfile === 'string' && fromProfile !== '') return fromProfile
-  return `metaflow-kfp:${AGENT_VERSION}`
+  const [image, source] = cfg.image ? [cfg.image, '--image']
+    : env.METAFLOW_KFP_IMAGE ? [env.METAFLOW_KFP_IMAGE, 'METAFLOW_KFP_IMAGE']
+    : typeof fromProfile === 'string' && fromProfile !== '' ? [fromProfile, 'the profile\'s METAFLOW_KFP_IMAGE']
+    : [`metaflow-kfp:${AGENT_VERSION}`, 'the default']
+  if (!IMAGE_REFERENCE.test(image)) {
+    throw new AgentError('usage', `failed to accept the image ${JSON.stringify(image)} from ${source}: it is not an image reference`, {
+      hint: 'give [registry[:port]/]name[:tag][@sha256:digest], lower-case name, no spaces',
+    })
+  }
+  return image
 }
+
+// An image reference as container runtimes parse it: optional registry host[:port], lower-case path
+// components joined by . _ __ or -, an optional tag and an optional digest.
+const IMAGE_REFERENCE = new RegExp(
+  '^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?|\\[[0-9a-fA-F:]+\\](?::[0-9]+)?)/)?' +
+  '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*' +
+  '(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$',
+)
 
 /** --param NAME=VALUE at generate time replaces a parameter's default, checked against its type. */
 function withDefaults(params: readonly FlowParameter[], given: Record<string, string>, flowName: string): FlowParameter[] {
