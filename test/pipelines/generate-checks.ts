@@ -1,57 +1,8 @@
-// Runs generate as a real process and checks its output with the kfp SDK's strict loader and Argo's own linter.
-import { execFile } from 'node:child_process'
+// Runs generate as a real process; its output is checked with test/helpers/template-checks.
 import { readFileSync } from 'node:fs'
-import { homedir } from 'node:os'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { agentEnv, runAgent } from '../helpers/agent-process'
 import type { AgentRun } from '../helpers/agent-process'
 import { PYTHON } from '../helpers/paths'
-
-const run = promisify(execFile)
-// `make test` builds it (make argo-cli) and passes its path; the default is where the Makefile puts it.
-export const ARGO_CLI = process.env.ARGO_CLI ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'metaflow-kfp', 'bin', 'argo-v4.0.5')
-
-// Strict proto-JSON parsing of the PipelineSpec (unknown fields fail), then the SDK's own loader.
-const KFP_CHECK = `
-import sys, yaml
-from google.protobuf import json_format
-from kfp import components
-from kfp.pipeline_spec import pipeline_spec_pb2
-for path in sys.argv[1:]:
-    with open(path) as f:
-        doc = yaml.safe_load(f)
-    try:
-        spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
-        if spec.schema_version != '2.1.0':
-            raise ValueError('schemaVersion is %r, not 2.1.0' % spec.schema_version)
-        components.load_component_from_file(path)
-    except Exception as e:
-        print('%s: %s' % (path, e))
-        sys.exit(1)
-print('ok')
-`
-
-export async function kfpCheck(paths: string[]): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout } = await run(PYTHON, ['-c', KFP_CHECK, ...paths], { timeout: 120_000 })
-    return { ok: true, output: stdout }
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string }
-    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` }
-  }
-}
-
-export async function argoLint(paths: string[]): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout, stderr } = await run(ARGO_CLI, ['lint', '--offline', '--strict', '--output', 'simple', ...paths], { timeout: 120_000 })
-    return { ok: true, output: stdout + stderr }
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: unknown }
-    if (e.code === 'ENOENT') throw new Error(`the argo CLI is missing at ${ARGO_CLI}: run make argo-cli (or make test)`)
-    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` }
-  }
-}
 
 /**
  * `metaflow-kfp generate FLOW --python PYTHON ARGS` in a clean environment. Without --code-url

@@ -7,10 +7,11 @@ import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { agentEnv, runAgent } from '../helpers/agent-process'
 import { FIXTURE_FLOWS, FLOWS, REPO } from '../helpers/paths'
+import { argoLint, kfpCheck } from '../helpers/template-checks'
 import { useTempDir } from '../helpers/temp-dir'
 import { argoWiring, kfpWiring, metaflowGraph, wiringProblems } from '../helpers/template-wiring'
 import type { StepWiring } from '../helpers/template-wiring'
-import { argoLint, generate, generateFile, kfpCheck } from './generate-checks'
+import { generate, generateFile } from './generate-checks'
 
 const TEMPLATES = resolve(REPO, 'pipeline-templates')
 const CORPUS = join(FIXTURE_FLOWS, 'generate')

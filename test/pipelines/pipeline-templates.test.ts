@@ -1,62 +1,16 @@
 // The hand-written templates: the kfp SDK and Argo's own linter accept them, and their wiring matches Metaflow's graph of each flow.
-import { execFile } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { FLOWS, PYTHON, REPO } from '../helpers/paths'
+import { FLOWS, REPO } from '../helpers/paths'
+import { argoLint, kfpCheck } from '../helpers/template-checks'
 import { useTempDir } from '../helpers/temp-dir'
 import { argoWiring, kfpWiring, metaflowGraph, wiringProblems } from '../helpers/template-wiring'
 
-const run = promisify(execFile)
 const TEMPLATES = resolve(REPO, 'pipeline-templates')
 const FLOW_NAMES = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_foreach_flow', 'params_flow']
 const KFP = FLOW_NAMES.map((f) => `${f}.kfp.yaml`)
 const ARGO = FLOW_NAMES.map((f) => `${f}.argo.yaml`)
-// `make test` builds it (make argo-cli) and passes its path; the default is where the Makefile puts it.
-const ARGO_CLI = process.env.ARGO_CLI ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'metaflow-kfp', 'bin', 'argo-v4.0.5')
-
-// Strict proto-JSON parsing of the PipelineSpec (unknown fields fail), then the SDK's own loader.
-const KFP_CHECK = `
-import sys, yaml
-from google.protobuf import json_format
-from kfp import components
-from kfp.pipeline_spec import pipeline_spec_pb2
-for path in sys.argv[1:]:
-    with open(path) as f:
-        doc = yaml.safe_load(f)
-    try:
-        spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
-        if spec.schema_version != '2.1.0':
-            raise ValueError('schemaVersion is %r, not 2.1.0' % spec.schema_version)
-        components.load_component_from_file(path)
-    except Exception as e:
-        print('%s: %s' % (path, e))
-        sys.exit(1)
-print('ok')
-`
-
-async function kfpCheck(paths: string[]): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout } = await run(PYTHON, ['-c', KFP_CHECK, ...paths])
-    return { ok: true, output: stdout }
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string }
-    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` }
-  }
-}
-
-async function argoLint(paths: string[]): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout, stderr } = await run(ARGO_CLI, ['lint', '--offline', '--strict', '--output', 'simple', ...paths])
-    return { ok: true, output: stdout + stderr }
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: unknown }
-    if (e.code === 'ENOENT') throw new Error(`the argo CLI is missing at ${ARGO_CLI}: run make argo-cli (or make test)`)
-    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` }
-  }
-}
 
 describe('pipeline templates', () => {
   const tempDir = useTempDir()
