@@ -4,25 +4,15 @@
 set -euo pipefail
 
 VERSION="${ARGO_VERSION:-v4.0.5}"
-MODULE="github.com/argoproj/argo-workflows/v4"
 DEST="${XDG_CACHE_HOME:-$HOME/.cache}/metaflow-kfp/e2e/argo-$VERSION"
 
 if [[ -x "$DEST/workflow-controller" && -x "$DEST/argoexec" ]]; then echo "$DEST"; exit 0; fi
 
-export PATH="$PATH:/usr/local/go/bin"
-if ! command -v go >/dev/null; then
-  echo "failed to build Argo Workflows $VERSION: go is not installed (install Go 1.25 or later, e.g. into /usr/local/go)" >&2
-  exit 69
-fi
-src_dir="$(GOFLAGS=-mod=mod go mod download -json "$MODULE@$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-if [[ -z "$src_dir" || ! -d "$src_dir" ]]; then
-  echo "failed to download $MODULE@$VERSION from the Go module proxy (check GOPROXY and the network)" >&2
-  exit 69
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../argo-module.sh"
+MODULE="$ARGO_MODULE"
 work="$(mktemp -d)"
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-cp -R "$src_dir" "$work/src"
-chmod -R u+w "$work/src"
+argo_module_copy "$VERSION" "Argo Workflows $VERSION" "$work/src" || exit 69
 # Why: upstream signal_linux.go is a symlink to signal_darwin.go, and module zips drop symlinks,
 # so ./cmd/argoexec does not compile from the proxy's copy until the file is back.
 osdir="$work/src/workflow/executor/osspecific"
