@@ -5,22 +5,12 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { runArtifacts, runFlowPlainly } from '../helpers/flow-artifacts'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
-import { FIXTURE_FLOWS } from '../helpers/paths'
+import { CASES, CORPUS } from '../helpers/generate-corpus'
 import { generateFile } from '../pipelines/generate-checks'
 import { describeWorkflow, sharedDir, submit, waitWorkflow, withSharedDatastore } from './cluster'
 import type { SharedDir } from './cluster'
 
-const CORPUS = join(FIXTURE_FLOWS, 'generate')
 const IMAGE = 'localhost/metaflow-kfp:0.1.0'
-
-const CASES = [
-  { flow: 'linear_flow', name: 'LinearFlow', tasks: { start: 1, middle: 1, risky: 1, end: 1 } },
-  { flow: 'config_flow', name: 'ConfigFlow', tasks: { start: 1, end: 1 } },
-  { flow: 'nested_branch_flow', name: 'NestedBranchFlow', tasks: { start: 1, a: 1, a1: 1, a2: 1, a_join: 1, b: 1, join: 1, end: 1 } },
-  { flow: 'foreach_in_branch_flow', name: 'ForeachInBranchFlow', tasks: { start: 1, fan: 1, each: 3, fan_join: 1, side: 1, join: 1, end: 1 } },
-  { flow: 'branch_in_foreach_flow', name: 'BranchInForeachFlow', tasks: { start: 1, outer: 2, left: 2, right: 2, both: 2, fan: 2, part: 3, part_join: 2, after: 2, outer_join: 1, end: 1 } },
-  { flow: 'triple_foreach_flow', name: 'TripleForeachFlow', tasks: { start: 1, split_x: 2, split_y: 4, split_z: 8, inner: 8, join_z: 4, join_y: 2, join_x: 1, end: 1 } },
-] as const
 
 /**
  * A traceback (@catch's artifact) names the flow's folder (the agent's fresh code folder or the corpus)

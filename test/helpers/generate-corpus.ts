@@ -1,0 +1,15 @@
+// The generate corpus (test/fixtures/flows/generate): flows whose generated pipelines are run and judged against `python flow.py run`.
+import { join } from 'node:path'
+import { FIXTURE_FLOWS } from './paths'
+
+export const CORPUS = join(FIXTURE_FLOWS, 'generate')
+
+/** Each corpus flow that runs end to end: its file, its FlowSpec's name, and how many tasks each step has in a run. */
+export const CASES = [
+  { flow: 'linear_flow', name: 'LinearFlow', tasks: { start: 1, middle: 1, risky: 1, end: 1 } },
+  { flow: 'config_flow', name: 'ConfigFlow', tasks: { start: 1, end: 1 } },
+  { flow: 'nested_branch_flow', name: 'NestedBranchFlow', tasks: { start: 1, a: 1, a1: 1, a2: 1, a_join: 1, b: 1, join: 1, end: 1 } },
+  { flow: 'foreach_in_branch_flow', name: 'ForeachInBranchFlow', tasks: { start: 1, fan: 1, each: 3, fan_join: 1, side: 1, join: 1, end: 1 } },
+  { flow: 'branch_in_foreach_flow', name: 'BranchInForeachFlow', tasks: { start: 1, outer: 2, left: 2, right: 2, both: 2, fan: 2, part: 3, part_join: 2, after: 2, outer_join: 1, end: 1 } },
+  { flow: 'triple_foreach_flow', name: 'TripleForeachFlow', tasks: { start: 1, split_x: 2, split_y: 4, split_z: 8, inner: 8, join_z: 4, join_y: 2, join_x: 1, end: 1 } },
+] as const
