@@ -3,11 +3,11 @@ import { execFile } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
 import { FIXTURE_FLOWS, PYTHON } from '../helpers/paths'
-import { argo, describeWorkflow, kubectl, loadTemplate, podNodes, sharedDir, submit, waitUntil, waitWorkflow, withSharedDatastore } from './cluster'
-import type { SharedDir } from './cluster'
+import { argo, describeWorkflow, kubectl, loadTemplate, podNodes, submit, waitUntil, waitWorkflow, withSharedDatastore } from './cluster'
+import { useSharedDirs } from './shared-dirs'
 
 const run = promisify(execFile)
 const E2E_FLOWS = resolve(__dirname, 'flows')
@@ -22,13 +22,7 @@ async function askMetaflow(sysroot: string, pathspec: string, script: string): P
 }
 
 describe('behaviours only a real engine shows', () => {
-  const dirs: SharedDir[] = []
-  const shared = (): SharedDir => {
-    const d = sharedDir()
-    dirs.push(d)
-    return d
-  }
-  afterAll(() => dirs.forEach((d) => d.remove()))
+  const shared = useSharedDirs()
 
   it("retries a step that fails once through Argo's retryStrategy, passing {{retries}} so Metaflow records attempt 0 failed and attempt 1 successful", async () => {
     const dir = shared()

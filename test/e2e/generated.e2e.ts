@@ -1,14 +1,14 @@
 // Pipelines that `metaflow-kfp generate --format argo` writes for the generate corpus run on the real cluster, judged by Metaflow's client.
 import { cpSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { runArtifacts, runFlowPlainly } from '../helpers/flow-artifacts'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
 import { CASES, CORPUS } from '../helpers/generate-corpus'
 import { generateFile } from '../pipelines/generate-checks'
-import { describeWorkflow, sharedDir, submit, waitWorkflow, withSharedDatastore } from './cluster'
-import type { SharedDir } from './cluster'
+import { describeWorkflow, submit, waitWorkflow, withSharedDatastore } from './cluster'
+import { useSharedDirs } from './shared-dirs'
 
 const IMAGE = 'localhost/metaflow-kfp:0.1.0'
 
@@ -27,13 +27,7 @@ function sameFolder(artifacts: Record<string, string[]>): Record<string, string[
 }
 
 describe('generated Argo pipelines on a real Kubernetes with Argo Workflows', () => {
-  const dirs: SharedDir[] = []
-  const shared = (): SharedDir => {
-    const d = sharedDir()
-    dirs.push(d)
-    return d
-  }
-  afterAll(() => dirs.forEach((d) => d.remove()))
+  const shared = useSharedDirs()
 
   it.concurrent.each(CASES)("runs generate's Argo pipeline for $flow to Succeeded, with the tasks and artifacts of python flow.py run", async ({ flow, name, tasks }) => {
     const dir = shared()
