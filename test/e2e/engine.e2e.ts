@@ -1,4 +1,4 @@
-// What only a real engine shows: Argo's retries, `argo stop` reaching the step, a wide foreach fan-out.
+// What only a real engine shows: Argo's retries, `argo stop` reaching the step, a deadline's kill leaving logs, a wide foreach fan-out.
 import { execFile } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -86,6 +86,34 @@ print(json.dumps({'current': t.current_attempt, 'ok': t.successful, 'worked': t[
     const [pod] = await pods()
     const main = pod.status.containerStatuses.find((c: { name: string }) => c.name === 'main')
     expect(main.state.terminated.exitCode).toBe(143)
+  })
+
+  it("leaves the lines a step printed before its activeDeadlineSeconds killed it to Metaflow's logs command, and the workflow fails", async () => {
+    const dir = shared()
+    const flowFile = join(E2E_FLOWS, 'deadline_flow.py')
+    // One task of the hello template, running the deadline flow's start step, which prints then sleeps 600 s.
+    const template = loadTemplate('hello_flow.argo.yaml')
+    template.spec.templates[0].dag.tasks = template.spec.templates[0].dag.tasks.filter((t: { name: string }) => t.name === 'start')
+    const start = template.spec.templates.find((t: { name: string }) => t.name === 'start')
+    // Why no retries: one attempt, so the logs read are the killed attempt's; without a retryStrategy Argo leaves {{retries}} unset.
+    delete start.retryStrategy
+    start.container.args = start.container.args.map((a: string) => (a === '{{retries}}' ? '0' : a))
+    // Why 30 s and not 3: the pod's deadline counts from its start, agent and Metaflow start-up included.
+    start.activeDeadlineSeconds = 30
+    const { name, uid } = await submit(withSharedDatastore(template, dir.path), { 'code-url': dir.flowUrl(flowFile) })
+    const wf = await waitWorkflow(name, 240_000)
+    expect(wf.status.phase, describeWorkflow(wf)).toMatch(/Failed|Error/)
+    const [node] = podNodes(wf)
+    expect(node?.phase, describeWorkflow(wf)).toBe('Failed')
+    expect(node?.message, describeWorkflow(wf)).toMatch(/deadline/)
+
+    const { stdout } = await run(PYTHON, [flowFile, 'logs', `kfp-${uid}/start/start`], {
+      env: { ...localClientEnv(dir.path), METAFLOW_USER: 'test' },
+      timeout: 120_000,
+    })
+    const lines = [...stdout.matchAll(/^line (\d+) before the deadline$/gm)].map((m) => Number(m[1]))
+    expect(lines, `${describeWorkflow(wf)}\nflow.py logs printed:\n${stdout}`).toEqual([0, 1, 2, 3, 4])
+    expect(stdout).not.toContain('woke up')
   })
 
   it('fans a 100-split foreach out with withSequence, passing only a few bytes between tasks, and the join sees all 100 splits', async () => {
