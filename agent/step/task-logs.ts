@@ -10,10 +10,9 @@ import { taskPrefix } from '../datastore/datastore.js'
 
 export type StreamName = 'stdout' | 'stderr'
 
-/** One mflog line: `[MFLOG|0|<utc ts>Z|task|<id>]<message>`, as metaflow/mflog/mflog.py writes it. */
-export function mflogLine(message: Buffer | string, now: Date): Buffer {
-  // Python's %f has microseconds; a Date has milliseconds.
-  const ts = `${now.toISOString().slice(0, 23)}000`
+/** One mflog line: `[MFLOG|0|<utc ts>Z|task|<id>]<message>`, as metaflow/mflog/mflog.py writes it; `micros` since the epoch. */
+export function mflogLine(message: Buffer | string, micros: number): Buffer {
+  const ts = `${new Date(Math.floor(micros / 1000)).toISOString().slice(0, 23)}${String(micros % 1000).padStart(3, '0')}`
   return Buffer.concat([Buffer.from(`[MFLOG|0|${ts}Z|task|${randomUUID()}]`), Buffer.from(message), Buffer.from('\n')])
 }
 
@@ -57,6 +56,7 @@ export class TaskLogs {
   private timer: NodeJS.Timeout | undefined
   private saving: Promise<void> = Promise.resolve()
   private stopped = false
+  private lastMicros = 0
 
   constructor(private readonly dir: string, private readonly now: () => Date = () => new Date()) {
     const file = (name: string): LogFile => ({ path: join(dir, name), out: createWriteStream(join(dir, name)), flushed: 0, saved: 0 })
@@ -66,7 +66,10 @@ export class TaskLogs {
   /** Records a line; resolves once the file can take more, which is the backpressure. */
   write(stream: StreamName, line: Buffer | string): Promise<void> | void {
     const f = this.files[stream]
-    const data = mflogLine(line, this.now())
+    // Why strictly increasing: Metaflow's `logs` sorts lines by timestamp, then by the random line id,
+    // so lines printed within one millisecond (a Date's resolution) came out shuffled.
+    this.lastMicros = Math.max(this.now().getTime() * 1000, this.lastMicros + 1)
+    const data = mflogLine(line, this.lastMicros)
     // Write callbacks run in order, so `flushed` always ends on a line boundary.
     if (f.out.write(data, (err) => { if (!err) f.flushed += data.length })) return
     return new Promise((resolve) => f.out.once('drain', resolve))

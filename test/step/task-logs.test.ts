@@ -82,6 +82,24 @@ describe('saving while the step runs', () => {
   }, 15_000)
 })
 
+describe('the order of lines', () => {
+  it("keeps lines printed within one millisecond in order for Metaflow's log merge, which shuffled them by their random ids", async () => {
+    const dir = tempDir()
+    const store = new LocalStore(join(dir, 'ds'))
+    const frozen = new Date('2026-11-25T12:00:00.123Z')
+    const logs = new TaskLogs(dir, () => frozen)
+    for (let i = 0; i < 200; i++) await logs.write('stdout', `line ${i}`)
+    await logs.save(store, TASK)
+    const merged = execFileSync(PYTHON, ['-c', [
+      'import sys',
+      'from metaflow.mflog.mflog import merge_logs',
+      'blob = open(sys.argv[1], "rb").read()',
+      'print("\\n".join(l.msg.decode() for l in merge_logs([blob])))',
+    ].join('\n'), join(dir, 'ds', KEY)], { encoding: 'utf8', timeout: 60_000 })
+    expect(merged.trim().split('\n')).toEqual(Array.from({ length: 200 }, (_, i) => `line ${i}`))
+  }, 60_000)
+})
+
 describe('a pod killed mid-step', () => {
   it("leaves Metaflow's logs command the lines up to a few seconds before, where it showed nothing", async () => {
     const dir = tempDir()
