@@ -115,6 +115,9 @@ export async function runProcess(command: string, args: readonly string[], opts:
 async function pump(stream: Readable, sink: LineSink): Promise<void> {
   await pipeline(stream, splitLines(), new Writable({
     objectMode: true,
+    // Why so few: a line can be MAX_LINE bytes, and Node's default of 16 objects per side let a
+    // flood without newlines hold 32 MiB of pieces in flight.
+    highWaterMark: 2,
     write(line: Buffer, _enc, done) {
       Promise.resolve(sink(line)).then(() => done(), done)
     },
@@ -126,6 +129,7 @@ export function splitLines(): Transform {
   let rest: Buffer = Buffer.alloc(0)
   return new Transform({
     readableObjectMode: true,
+    readableHighWaterMark: 2,
     transform(chunk: Buffer, _enc, done) {
       let buf = rest.length ? Buffer.concat([rest, chunk]) : chunk
       let nl: number
