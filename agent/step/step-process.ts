@@ -126,26 +126,45 @@ async function pump(stream: Readable, sink: LineSink): Promise<void> {
 
 /** A transform from bytes to complete lines (Buffers without the newline). */
 export function splitLines(): Transform {
-  let rest: Buffer = Buffer.alloc(0)
+  // Why a list of pieces: joining the unfinished line with every chunk copied it again per chunk, so
+  // a long line without newlines made garbage quadratic in MAX_LINE and the agent's memory spiked.
+  let pending: Buffer[] = []
+  let pendingBytes = 0
+  const take = (tail: Buffer): Buffer => {
+    const line = pending.length ? Buffer.concat([...pending, tail], pendingBytes + tail.length) : tail
+    pending = []
+    pendingBytes = 0
+    return line
+  }
   return new Transform({
     readableObjectMode: true,
     readableHighWaterMark: 2,
     transform(chunk: Buffer, _enc, done) {
-      let buf = rest.length ? Buffer.concat([rest, chunk]) : chunk
-      let nl: number
-      while ((nl = buf.indexOf(0x0a)) !== -1) {
-        this.push(buf.subarray(0, nl))
-        buf = buf.subarray(nl + 1)
+      let buf = chunk
+      for (;;) {
+        const nl = buf.indexOf(0x0a)
+        let part = nl === -1 ? buf : buf.subarray(0, nl)
+        while (pendingBytes + part.length > MAX_LINE) {
+          const room = MAX_LINE - pendingBytes
+          this.push(take(part.subarray(0, room)))
+          part = part.subarray(room)
+        }
+        if (nl !== -1) {
+          this.push(take(part))
+          buf = buf.subarray(nl + 1)
+          continue
+        }
+        if (part.length) {
+          // A copy, so the piece does not pin the whole chunk it came from.
+          pending.push(Buffer.from(part))
+          pendingBytes += part.length
+        }
+        break
       }
-      while (buf.length > MAX_LINE) {
-        this.push(buf.subarray(0, MAX_LINE))
-        buf = buf.subarray(MAX_LINE)
-      }
-      rest = Buffer.from(buf)
       done()
     },
     flush(done) {
-      if (rest.length) this.push(rest)
+      if (pendingBytes) this.push(take(Buffer.alloc(0)))
       done()
     },
   })

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { runProcess } from '../../agent/step/step-process'
+import { runProcess, splitLines } from '../../agent/step/step-process'
 import { agentEnv, startAgent } from '../helpers/agent-process'
 import { FIXTURE_FLOWS, PYTHON, flowUrl } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
@@ -112,5 +112,24 @@ describe('runProcess', () => {
     await runProcess(PYTHON, ['-c', script], { cwd: tempDir(), env: process.env, graceMs: 1000, ...s })
     expect(s.out[0]).toBe('part0-part1-part2-end')
     expect(s.out[1]).toHaveLength(200000)
+  })
+})
+
+describe('splitting output into lines', () => {
+  it('cuts a line longer than 1 MiB into 1 MiB pieces without adding or losing a byte, and keeps a line of exactly 1 MiB whole', async () => {
+    const MiB = 1 << 20
+    const exact = Buffer.alloc(MiB, 0x61)
+    const long = Buffer.alloc(2 * MiB + 5, 0x62)
+    const input = Buffer.concat([exact, Buffer.from('\n'), long, Buffer.from('\nend')])
+    const split = splitLines()
+    const lines: Buffer[] = []
+    split.on('data', (l: Buffer) => lines.push(l))
+    const done = new Promise((r) => split.on('end', r))
+    // Chunks of odd sizes, as a pipe delivers them.
+    for (let i = 0; i < input.length; i += 65_537) split.write(input.subarray(i, i + 65_537))
+    split.end()
+    await done
+    expect(lines.map((l) => l.length)).toEqual([MiB, MiB, MiB, 5, 3])
+    expect(Buffer.concat(lines).equals(Buffer.concat([exact, long, Buffer.from('end')]))).toBe(true)
   })
 })
