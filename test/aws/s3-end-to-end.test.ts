@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { agentEnv, runAgent } from '../helpers/agent-process'
 import type { AgentRun } from '../helpers/agent-process'
 import { metaflowRun } from '../helpers/metaflow-client'
-import { restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
+import { FOREACH_FLOW_TASKS, restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
 import { MOTO_KEYS, makeBucket, putObject, startMoto } from '../helpers/moto'
 import type { Moto } from '../helpers/moto'
 import { FIXTURE_FLOWS, FLOWS, PYTHON } from '../helpers/paths'
@@ -47,10 +47,6 @@ async function runForeach(env: NodeJS.ProcessEnv, runId: string, out: string): P
   return runs
 }
 
-const FOREACH_TASKS: [string, string][] = [
-  ['_parameters', 'params'], ['start', 'start'], ['explore', 'explore-0'], ['explore', 'explore-1'],
-  ['explore', 'explore-2'], ['explore', 'explore-3'], ['join', 'join'], ['end', 'end'],
-]
 
 /** Metaflow's own tooling: pull each task's saved metadata back, then ask its client about the run. */
 async function judge(flowRun: string, tasks: [string, string][]) {
@@ -102,7 +98,7 @@ describe('the foreach flow on S3 under an assumed role', () => {
     expect(runs[0]?.stderr).toMatch(/credential endpoint served [1-9]\d* request/)
     expect(readFileSync(join(out, 'end', 'task_id'), 'utf8')).toBe('end')
 
-    const report = await judge('ForeachFlow/kfp-profile', FOREACH_TASKS)
+    const report = await judge('ForeachFlow/kfp-profile', FOREACH_FLOW_TASKS)
     expect(report.successful).toBe(true)
     expect(report.tasks.explore).toEqual(['explore-0', 'explore-1', 'explore-2', 'explore-3'])
     expect(report.end).toMatchObject({ results: ['HOUSE OF CARDS', 'NARCOS', 'STRANGER THINGS', 'SUBURRA'], total_letters: 42 })
@@ -124,7 +120,7 @@ describe('the foreach flow on S3 under an assumed role', () => {
     })
     const out = tempDir()
     const runs = await runForeach(env, 'kfp-env', out)
-    const report = await judge('ForeachFlow/kfp-env', FOREACH_TASKS)
+    const report = await judge('ForeachFlow/kfp-env', FOREACH_FLOW_TASKS)
     expect(report.successful).toBe(true)
     expect(report.end).toMatchObject({ total_letters: 42 })
     expectNoSecrets(runs, [out])

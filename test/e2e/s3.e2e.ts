@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
-import { restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
+import { FOREACH_FLOW_TASKS, restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
 import { MOTO_KEYS, freePort, makeBucket, putObject } from '../helpers/moto'
 import { FLOWS, VENV_BIN } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
@@ -73,10 +73,7 @@ describe('the Argo templates on S3', () => {
       const run = `kfp-${uid}`
       const laptop = tempDir()
       const clientEnv = s3ClientEnv(moto.endpoint, root, laptop)
-      await restoreLocalMetadata(clientEnv, 'ForeachFlow', run, [
-        ['_parameters', 'params'], ['start', 'start'], ['explore', 'explore-0'], ['explore', 'explore-1'],
-        ['explore', 'explore-2'], ['explore', 'explore-3'], ['join', 'join'], ['end', 'end'],
-      ])
+      await restoreLocalMetadata(clientEnv, 'ForeachFlow', run, FOREACH_FLOW_TASKS)
       const report = await metaflowRun(`ForeachFlow/${run}`, clientEnv)
       expect(report.successful).toBe(true)
       expect(report.end.total_letters).toBe(42)

@@ -37,6 +37,12 @@ export function s3ClientEnv(endpoint: string, s3root: string, sysroot: string): 
   }
 }
 
+/** The (step, task id) of every task of the seed's foreach flow run with derived ids: 4 splits. */
+export const FOREACH_FLOW_TASKS: [string, string][] = [
+  ['_parameters', 'params'], ['start', 'start'], ['explore', 'explore-0'], ['explore', 'explore-1'],
+  ['explore', 'explore-2'], ['explore', 'explore-3'], ['join', 'join'], ['end', 'end'],
+]
+
 export async function restoreLocalMetadata(env: NodeJS.ProcessEnv, flow: string, runId: string, tasks: [string, string][]): Promise<void> {
   const root = env.METAFLOW_DATASTORE_SYSROOT_S3 as string
   await run(PYTHON, ['-c', RESTORE, flow, root, runId, JSON.stringify(tasks)], { env, cwd: env.METAFLOW_DATASTORE_SYSROOT_LOCAL })

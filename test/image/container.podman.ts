@@ -3,7 +3,7 @@ import { chownSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
-import { restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
+import { FOREACH_FLOW_TASKS, restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
 import { MOTO_KEYS, makeBucket, putObject, startMoto } from '../helpers/moto'
 import { FIXTURE_FLOWS, FLOWS, REPO } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
@@ -110,10 +110,7 @@ describe('the image', () => {
 
       const laptop = tempDir()
       const clientEnv = s3ClientEnv(moto.endpoint, root, laptop)
-      await restoreLocalMetadata(clientEnv, 'ForeachFlow', run, [
-        ['_parameters', 'params'], ['start', 'start'], ['explore', 'explore-0'], ['explore', 'explore-1'],
-        ['explore', 'explore-2'], ['explore', 'explore-3'], ['join', 'join'], ['end', 'end'],
-      ])
+      await restoreLocalMetadata(clientEnv, 'ForeachFlow', run, FOREACH_FLOW_TASKS)
       const report = await metaflowRun(`ForeachFlow/${run}`, clientEnv)
       expect(report.successful).toBe(true)
       expect(report.end.total_letters).toBe(42)
