@@ -1,11 +1,25 @@
 // Bundles agent/ into one executable file, dist/metaflow-kfp, that needs no node_modules.
-import { build } from 'esbuild'
 import { chmod, readFile } from 'node:fs/promises'
-import { lazyAwsSdk } from './lazy-aws-sdk.mjs'
+import { fileURLToPath } from 'node:url'
 
-const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'))
-const pin = (await readFile(new URL('../image/runtime-pin.txt', import.meta.url), 'utf8')).trim()
+// npm runs this from the package's folder, make from the clone's top; both are the folder above this script.
+process.chdir(fileURLToPath(new URL('..', import.meta.url)))
 const outfile = 'dist/metaflow-kfp'
+
+// Imported here rather than at the top so npm pack in a clone without node_modules gets one line, not a stack.
+let esbuild
+try {
+  esbuild = await import('esbuild')
+} catch (err) {
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err
+  console.error(`metaflow-kfp build: error: failed to build ${outfile}: esbuild is not installed (run npm ci in ${process.cwd()} first)`)
+  process.exit(1)
+}
+const { build } = esbuild
+const { lazyAwsSdk } = await import('./lazy-aws-sdk.mjs')
+
+const pkg = JSON.parse(await readFile('package.json', 'utf8'))
+const pin = (await readFile('image/runtime-pin.txt', 'utf8')).trim()
 
 await build({
   entryPoints: ['agent/main.ts'],
