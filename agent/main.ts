@@ -3,15 +3,14 @@ import { getEventListeners } from 'node:events'
 import { constants as osConstants } from 'node:os'
 import { parseArgs } from './cli.js'
 import { AgentError, ExitCode, Interrupted, describeError } from './errors.js'
-import { runInit, runStep } from './step/run-step.js'
-import { applySettings, describeSettings, resolveSettings } from './settings.js'
 import type { Io } from './step/run-step.js'
+import { staged, stageTimes } from './step/stage-times.js'
 import { lineWriter } from './std-streams.js'
 
 /** `self` is the argv that starts this agent again (node and the bundle); run-local runs each task with it. */
 export async function main(argv: readonly string[], io: Io, self: readonly string[] = [process.execPath, process.argv[1] ?? '']): Promise<number> {
   try {
-    const parsed = parseArgs(argv)
+    const parsed = io.timings ? await io.timings.time('args', Promise.resolve().then(() => parseArgs(argv))) : parseArgs(argv)
     if (parsed.kind === 'printed') return 0
     if (parsed.kind === 'run-local') {
       // Loaded on demand so steps do not pay for the template parser.
@@ -28,12 +27,16 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
       const { runKfp } = await import('./kfp-api/submit.js')
       return await runKfp(parsed.config, io)
     }
+    // Loaded here, not at the top: --version and --help then start no faster than the modules
+    // they need (the step's modules pull in crypto, http, zlib, child_process and streams).
+    const { applySettings, describeSettings, resolveSettings } = await staged(io.timings, 'modules', import('./settings.js'))
     const settings = resolveSettings(parsed.flags, io.env)
     if (parsed.kind === 'config') {
       for (const line of describeSettings(settings, io.env)) await io.stdout(Buffer.from(line))
       return 0
     }
     const cfg = applySettings(parsed.config, settings, io.env)
+    const { runInit, runStep } = await staged(io.timings, 'modules', import('./step/run-step.js'))
     return cfg.command === 'init' ? await runInit(cfg, io) : await runStep(cfg, io)
   } catch (err) {
     // Stopped before the step existed or while it finished: what failed, failed because of the signal.
@@ -62,6 +65,7 @@ if (require.main === module) {
     stderr: (line) => stderrLines.line(line),
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     cwd: process.cwd(),
+    timings: stageTimes(process.env),
   }
   // SIGTERM/SIGINT/SIGHUP stop a task that is still fetching, installing or starting: its
   // signal aborts, it cancels what it started and removes its work folder, and main() exits
@@ -82,6 +86,7 @@ if (require.main === module) {
   for (const s of STOP_SIGNALS) process.on(s, onStop)
   main(process.argv.slice(2), io).then(
     (code) => {
+      if (io.timings) io.log(io.timings.line())
       process.exitCode = code
       // After a stop, a request given up on (a stalled upload) must not hold the process open.
       if (stop.signal.aborted) process.exit(code)

@@ -22,6 +22,8 @@ import { ensureRuntime, parseRequirement } from './runtime.js'
 import { runProcess } from './step-process.js'
 import type { ProcessResult } from './step-process.js'
 import { TaskLogs } from './task-logs.js'
+import { staged } from './stage-times.js'
+import type { StageTimes } from './stage-times.js'
 import { PARAMS_TASK_ID, badIdReason, badIdentifierReason, badInputPathsReason, badStepNameReason, inputPathsText, isStartPlacement, positionOf, taskIdFor } from './task-ids.js'
 import { planAttempt } from './attempts.js'
 import type { AttemptPlan } from './attempts.js'
@@ -38,6 +40,8 @@ export interface Io {
   cwd: string
   /** aborted (with an Interrupted reason) when the agent is told to stop before its step runs */
   signal?: AbortSignal | undefined
+  /** the task's stage times, given when METAFLOW_KFP_TIMINGS=1 (main prints them) */
+  timings?: StageTimes | undefined
 }
 
 /** Everything a task needs once its code and runtime are in place. */
@@ -62,9 +66,9 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
   let aws: AwsTask | undefined
   let metadataSaved = false
   try {
-    aws = await openAws(cfg, io, { runId: cfg.runId, name: taskId })
+    aws = await staged(io.timings, 'aws', openAws(cfg, io, { runId: cfg.runId, name: taskId }))
     const p = await prepare(cfg, work, io, aws)
-    const plan = await attemptFor(cfg, p, taskId, io)
+    const plan = await staged(io.timings, 'attempts', attemptFor(cfg, p, taskId, io))
     if (plan.kind === 'done') {
       // Before the logs are set up: the finished attempt keeps its own logs and metadata.
       await publishOutputs(cfg, p.store, { flow: p.flow, runId: cfg.runId, step: cfg.step, taskId, attempt: plan.attempt })
@@ -72,7 +76,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     }
     // init before the task's logs exist: a refused or failed init leaves nothing under the start task.
     if (cfg.inputPaths === undefined && isStartPlacement(placement)) {
-      const init = await initIfNeeded(cfg, p, PARAMS_TASK_ID, io)
+      const init = await staged(io.timings, 'init', initIfNeeded(cfg, p, PARAMS_TASK_ID, io))
       if (init.exitCode !== 0) return init.exitCode
     }
 
@@ -90,7 +94,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     // A pod killed mid-step still leaves the logs up to a few seconds before; saveLogs stores them complete.
     taskLog.saveWhileRunning(p.store, task, { log: io.log })
     const started = Date.now()
-    const result = await runProcess(p.python, stepArgs(p.top, {
+    const result = await staged(io.timings, 'step', runProcess(p.python, stepArgs(p.top, {
       step: cfg.step,
       runId: cfg.runId,
       taskId,
@@ -106,25 +110,25 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
       signal: io.signal,
       stdout: (line) => chain(io.stdout(line), taskLog.write('stdout', line)),
       stderr: (line) => chain(io.stderr(line), taskLog.write('stderr', line)),
-    })
+    }))
     io.log(`step ${cfg.step} ${describeExit(result)} after ${Date.now() - started} ms`)
     if (result.exitCode !== 0) return result.exitCode
 
     // Outputs only once the metadata is safe, so a pipeline never moves on from an invisible task.
-    await unlessStopped(p.aws.syncMetadata(task), io, 0)
+    await unlessStopped(staged(io.timings, 'metadata', p.aws.syncMetadata(task)), io, 0)
     metadataSaved = true
-    await unlessStopped(publishOutputs(cfg, p.store, task), io, 0)
+    await unlessStopped(staged(io.timings, 'outputs', publishOutputs(cfg, p.store, task)), io, 0)
     return 0
   } finally {
     let cut = false
-    if (logs) cut = !(await boundedAfterStop(saveLogs(logs, io), io))
+    if (logs) cut = !(await boundedAfterStop(staged(io.timings, 'logs', saveLogs(logs, io)), io))
     // After a failed step the metadata is still worth keeping, but its loss must not mask the failure.
     if (aws && logs && !metadataSaved) {
       const saving = aws.syncMetadata(logs.task).catch((err: unknown) => io.log(`warning: ${describeError(err)}`))
       cut = !(await boundedAfterStop(saving, io)) || cut
     }
     await aws?.close()
-    await removeWorkDir(cfg, work, io)
+    await staged(io.timings, 'cleanup', removeWorkDir(cfg, work, io))
     // A stop that cut the finishing work short ends the task as stopped, whatever the step did.
     if (cut) throw io.signal?.reason
   }
@@ -312,8 +316,8 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
   // no installer outlives the error line and nothing is left writing into the work dir.
   const halves = new AbortController()
   const signal = io.signal ? AbortSignal.any([io.signal, halves.signal]) : halves.signal
-  const fetching = fetchCode({ ...cfg.code, workDir: work, minDelayMs: 1000, maxDelayMs: 30_000, openers: aws.openers, log: io.log, signal })
-  const checking = timed(() => ensureRuntime({
+  const fetching = staged(io.timings, 'fetch', fetchCode({ ...cfg.code, workDir: work, minDelayMs: 1000, maxDelayMs: 30_000, openers: aws.openers, log: io.log, signal }))
+  const checking = staged(io.timings, 'runtime', timed(() => ensureRuntime({
     python,
     requirement: parseRequirement(cfg.runtime),
     alsoNeeds: cfg.datastore === 's3' ? ['boto3'] : [],
@@ -321,7 +325,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     log: io.log,
     signal,
     scratchDir: work,
-  }))
+  })))
   let code: FetchedCode
   let runtime: Awaited<typeof checking>
   try {
@@ -351,7 +355,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     top: { flowPath: code.flowPath, datastore: cfg.datastore, datastoreRoot, metadata: cfg.metadata },
     // The credentials stage: from here on the step gets the role from the agent's endpoint.
     // cardSetup makes @card write under the datastore root, not in the work dir.
-    env: { ...(await aws.stepEnv(env, work)), ...(await cardSetup(cfg.datastore, datastoreRoot, code.codeDir, io.env)) },
+    env: { ...(await staged(io.timings, 'credentials', aws.stepEnv(env, work))), ...(await staged(io.timings, 'cards', cardSetup(cfg.datastore, datastoreRoot, code.codeDir, io.env))) },
     aws,
     python,
   }

@@ -1,0 +1,45 @@
+// The task's own stage times, one stderr line when METAFLOW_KFP_TIMINGS=1: what `make bench` breaks the step overhead into.
+import { performance } from 'node:perf_hooks'
+
+export interface StageTimes {
+  /** times `work` as `stage` (start and end, so overlapping stages show as such) */
+  time<T>(stage: string, work: Promise<T>): Promise<T>
+  /** a stage timed elsewhere: its start (ms since the process started) and length */
+  add(stage: string, startMs: number, ms: number): void
+  /** `timings: node=41@0 load=14@41 fetch=3@57 …` (ms, @ start in ms since the process started), in order of start */
+  line(): string
+}
+
+/** On when METAFLOW_KFP_TIMINGS is 1; undefined (and nothing is timed) otherwise. */
+export function stageTimes(env: NodeJS.ProcessEnv, now: () => number = () => performance.now()): StageTimes | undefined {
+  if (env.METAFLOW_KFP_TIMINGS !== '1') return undefined
+  const stages: { stage: string; start: number; ms: number }[] = []
+  const created = now()
+  const boot = performance.nodeTiming.bootstrapComplete
+  // Why these two: Node's own start ends at bootstrapComplete; from there to this call the
+  // bundle is read, compiled and its top level run.
+  if (boot > 0) {
+    stages.push({ stage: 'node', start: 0, ms: boot })
+    stages.push({ stage: 'load', start: boot, ms: created - boot })
+  }
+  const add = (stage: string, start: number, ms: number) => void stages.push({ stage, start, ms })
+  return {
+    add,
+    time(stage, work) {
+      const start = now()
+      const done = () => add(stage, start, now() - start)
+      work.then(done, done)
+      return work
+    },
+    line() {
+      const end = now()
+      const parts = [...stages].sort((a, b) => a.start - b.start).map((s) => `${s.stage}=${s.ms.toFixed(1)}@${s.start.toFixed(1)}`)
+      return `timings: ${parts.join(' ')} total=${end.toFixed(1)}`
+    },
+  }
+}
+
+/** `work`, timed as `stage` when timings are on. */
+export function staged<T>(times: StageTimes | undefined, stage: string, work: Promise<T>): Promise<T> {
+  return times ? times.time(stage, work) : work
+}
