@@ -1,5 +1,5 @@
 // Writes a flow plan as an Argo Workflow wired like the hand-written templates: withSequence over split_count, valueFrom.path outputs, retryStrategy with {{retries}}.
-import { dagsOf, dependenciesOf, loopName } from './flow-plan.js'
+import { dagsOf, dependenciesOf, loopName, taskInDag } from './flow-plan.js'
 import type { FlowPlan, PlannedStep } from './flow-plan.js'
 import { pipelineParameters, toYaml } from './kfp-writer.js'
 import type { WriterOptions } from './kfp-writer.js'
@@ -17,16 +17,21 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
   const params = pipelineParameters(plan.parameters)
   const containers: Obj[] = []
   const dagTemplates: Obj[] = []
+  // Why depends only with a switch: Argo's dependencies run a task after a Skipped one, so a case not
+  // taken needs depends' .Succeeded; without switches the output stays as the hand-written templates.
+  const switches = plan.steps.some((p) => p.switchCases !== undefined)
 
   const containerTemplate = (p: PlannedStep): Obj => {
     const inputs: Obj[] = []
     const args = ['step', p.step, '--code-url', '{{workflow.parameters.code-url}}', '--run-id', 'kfp-{{workflow.uid}}']
     if (o.flowFile !== undefined) args.push('--flow-file', o.flowFile)
     if (o.codeSha256 !== undefined) args.push('--code-sha256', o.codeSha256)
+    if (o.topLevel) args.push(...o.topLevel)
     if (p.retry) args.push('--retry-count', '{{retries}}')
     if (p.retry && p.retry.userCode > 0) args.push('--max-user-code-retries', String(p.retry.userCode))
     if (p.isStart) for (const param of params) args.push('--param', `${param.name}={{workflow.parameters.${param.name}}}`)
     for (const parent of p.parents) args.push('--parent', parent)
+    for (const group of p.parentAny) args.push('--parent-any', group.join(','))
     const paths = splitPathInputs(p)
     if (p.splitPathFrom.length > 0) {
       for (const n of paths) inputs.push({ name: n })
@@ -38,7 +43,7 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
     }
     if (p.joinForeach !== undefined) {
       inputs.push({ name: 'num-splits' })
-      args.push('--join-foreach', p.joinForeach, '--num-splits', '{{inputs.parameters.num-splits}}')
+      args.push('--join-foreach', p.joinForeach.join(','), '--num-splits', '{{inputs.parameters.num-splits}}')
     }
     args.push('--output-dir', OUTPUT_DIR)
     const tpl: Obj = { name: p.task }
@@ -55,7 +60,7 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
     const resources = argoResources(p)
     if (resources) container.resources = resources
     tpl.container = container
-    const outs = ['task_id', ...(p.isForeach ? ['split_count'] : [])]
+    const outs = ['task_id', ...(p.isForeach ? ['split_count'] : []), ...(p.switchCases ? ['switch_step'] : [])]
     tpl.outputs = { parameters: outs.map((n) => ({ name: n, valueFrom: { path: `${OUTPUT_DIR}/${n}` } })) }
     return tpl
   }
@@ -79,7 +84,14 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
       // foreach itself is not listed again (Argo reads its split_count as an ancestor's output).
       const foreachTask = p.numSplitsFrom === undefined ? undefined : plan.byStep.get(p.numSplitsFrom)?.task
       const deps = dependenciesOf(plan, p).filter((d) => d !== foreachTask)
-      if (deps.length > 0) t.dependencies = deps
+      if (switches) {
+        const depends = dependsOf(plan, p, deps)
+        if (depends !== '') t.depends = depends
+        const sw = p.parents.length === 1 ? plan.byStep.get(p.parents[0] as string) : undefined
+        // A case's first step runs when its switch chose it; the steps after it wait for it to succeed, so
+        // a case not taken is Skipped, then Omitted downstream, as Metaflow's own Argo plugin compiles it.
+        if (sw?.switchCases && sw.stack.length === p.stack.length) t.when = `'{{tasks.${sw.task}.outputs.parameters.switch_step}}' == '${p.step}'`
+      } else if (deps.length > 0) t.dependencies = deps
       const a = stepArguments(p)
       if (a.length > 0) t.arguments = { parameters: a }
       tasks.push(t)
@@ -92,7 +104,7 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
         tasks.push({
           name,
           template: name,
-          dependencies: [p.task],
+          ...(switches ? { depends: `${p.task}.Succeeded` } : { dependencies: [p.task] }),
           withSequence: { count: `{{tasks.${p.task}.outputs.parameters.split_count}}` },
           arguments: { parameters: loopArgs },
         })
@@ -119,6 +131,18 @@ export function writeArgo(plan: FlowPlan, o: WriterOptions): string {
     spec: { entrypoint: 'main', arguments: { parameters: workflowParams }, templates: [...dagTemplates, ...containers] },
   }
   return `${o.header.map((l) => `# ${l}`.trimEnd()).join('\n')}\n${toYaml(doc)}`
+}
+
+/** Argo's depends for a step: each fixed parent succeeded, and one of each group of switch case ends did. */
+function dependsOf(plan: FlowPlan, p: PlannedStep, deps: string[]): string {
+  const inDag = (s: string) => taskInDag(plan, s, p.stack)
+  const grouped = new Set(p.parentAny.flat().map(inDag))
+  const parts = deps.filter((d) => !grouped.has(d)).map((d) => `${d}.Succeeded`)
+  for (const group of p.parentAny) {
+    const tasks = [...new Set(group.map(inDag).filter((t): t is string => t !== undefined))]
+    parts.push(tasks.length === 1 ? `${tasks[0]}.Succeeded` : `(${tasks.map((t) => `${t}.Succeeded`).join(' || ')})`)
+  }
+  return parts.join(' && ')
 }
 
 /** @resources as Kubernetes requests and limits; memory in MB as Metaflow counts it. */

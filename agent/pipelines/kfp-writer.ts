@@ -1,7 +1,7 @@
 // Writes a flow plan as a KFP v2 pipeline (IR, schemaVersion 2.1.0) wired like the hand-written templates: ParallelFor over splits, joins from split_count.
 import { stringify } from 'yaml'
-import { dagsOf, dependenciesOf, loopName, taskInDag } from './flow-plan.js'
-import type { FlowPlan, PlannedStep } from './flow-plan.js'
+import { dagsOf, dependenciesOf, loopName, taskInDag, taskName } from './flow-plan.js'
+import type { FlowPlan, PlannedStep, SwitchCase } from './flow-plan.js'
 import type { FlowParameter } from './flow-reader.js'
 
 type Obj = Record<string, unknown>
@@ -22,6 +22,8 @@ export interface WriterOptions {
   command: string
   /** the lines of the opening comment */
   header: string[]
+  /** Metaflow top-level options every task passes on: @project's --branch, --production */
+  topLevel?: string[] | undefined
 }
 
 // A retry window Argo measures from the first attempt's start; KFP >= 2.14 does not retry at
@@ -58,14 +60,14 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
   const params = pipelineParameters(plan.parameters)
   const components: Obj = {}
   const executors: Obj = {}
-  const codeInput = (stack: readonly string[]) => (stack.length === 0 ? 'code_url' : 'pipelinechannel--code_url')
 
-  const containerTask = (p: PlannedStep): Obj => {
-    const inputs: Obj = { code_url: { componentInputParameter: codeInput(p.stack) }, run_uuid: RUN_UUID }
+  const containerTask = (p: PlannedStep, codeName: string): Obj => {
+    const inputs: Obj = { code_url: { componentInputParameter: codeName }, run_uuid: RUN_UUID }
     const inputDefs: Obj = { code_url: { parameterType: 'STRING' }, run_uuid: { parameterType: 'STRING' } }
     const args = ['step', p.step, '--code-url', input('code_url'), '--run-id', `kfp-${input('run_uuid')}`]
     if (o.flowFile !== undefined) args.push('--flow-file', o.flowFile)
     if (o.codeSha256 !== undefined) args.push('--code-sha256', o.codeSha256)
+    if (o.topLevel) args.push(...o.topLevel)
     if (p.retry && p.retry.userCode > 0) args.push('--max-user-code-retries', String(p.retry.userCode))
     if (p.isStart) {
       for (const param of params) {
@@ -75,6 +77,7 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
       }
     }
     for (const parent of p.parents) args.push('--parent', parent)
+    for (const group of p.parentAny) args.push('--parent-any', group.join(','))
     const paths = splitPathInputs(p)
     p.splitPathFrom.forEach((f, i) => {
       inputs[paths[i] as string] = { componentInputParameter: item(plan, f) }
@@ -89,10 +92,11 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
     if (p.joinForeach !== undefined && p.numSplitsFrom !== undefined) {
       inputs.num_splits = { taskOutputParameter: { producerTask: plan.byStep.get(p.numSplitsFrom)?.task, outputParameterKey: 'split_count' } }
       inputDefs.num_splits = { parameterType: 'NUMBER_INTEGER' }
-      args.push('--join-foreach', p.joinForeach, '--num-splits', input('num_splits'))
+      args.push('--join-foreach', p.joinForeach.join(','), '--num-splits', input('num_splits'))
     }
     const outputDefs: Obj = { task_id: { parameterType: 'STRING' } }
     if (p.isForeach) Object.assign(outputDefs, { split_count: { parameterType: 'NUMBER_INTEGER' }, splits: { parameterType: 'LIST' } })
+    if (p.switchCases) outputDefs.switch_step = { parameterType: 'STRING' }
     for (const name of Object.keys(outputDefs)) args.push('--output', `${name}=${output(name)}`)
 
     components[`comp-${p.task}`] = { executorLabel: `exec-${p.task}`, inputDefinitions: { parameters: inputDefs }, outputDefinitions: { parameters: outputDefs } }
@@ -104,8 +108,6 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
     executors[`exec-${p.task}`] = { container }
 
     const task: Obj = { taskInfo: { name: p.task }, componentRef: { name: `comp-${p.task}` } }
-    const deps = dependenciesOf(plan, p)
-    if (deps.length > 0) task.dependentTasks = deps
     task.inputs = { parameters: inputs }
     task.cachingOptions = { enableCache: false }
     if (p.retry) {
@@ -120,28 +122,26 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
   }
 
   // The loop over a foreach's splits, placed in the foreach's own DAG.
-  const loopTask = (f: PlannedStep): Obj => {
+  const loopTask = (f: PlannedStep, codeName: string): Obj => {
     const name = loopName(plan, f.step)
-    const inputs: Obj = { 'pipelinechannel--code_url': { componentInputParameter: codeInput(f.stack) } }
+    const inputs: Obj = { 'pipelinechannel--code_url': { componentInputParameter: codeName } }
     for (const g of f.stack) inputs[item(plan, g)] = { componentInputParameter: item(plan, g) }
     const splits = `pipelinechannel--${f.task}-splits`
     inputs[splits] = { taskOutputParameter: { producerTask: f.task, outputParameterKey: 'splits' } }
     return {
       taskInfo: { name },
       componentRef: { name: `comp-${name}` },
-      dependentTasks: [f.task],
       inputs: { parameters: inputs },
       parameterIterator: { itemInput: item(plan, f.step), items: { inputParameter: splits } },
     }
   }
 
+  let counter = 0
   let root: Obj = {}
   for (const dag of dagsOf(plan)) {
-    const tasks: Obj = {}
-    for (const p of dag.steps) {
-      tasks[p.task] = containerTask(p)
-      if (p.isForeach) tasks[loopName(plan, p.step)] = loopTask(p)
-    }
+    const base = dag.stack.length === 0 ? 0 : (plan.byStep.get(dag.stack[dag.stack.length - 1] as string) as PlannedStep).guard.length
+    const tree = caseTree(dag.steps, plan.byStep, base)
+    const tasks = emitGroup(tree, dag.stack.length === 0 ? 'code_url' : 'pipelinechannel--code_url')
     if (dag.stack.length === 0) {
       const rootInputs: Obj = { code_url: o.codeUrl === undefined ? { parameterType: 'STRING' } : { parameterType: 'STRING', defaultValue: o.codeUrl } }
       for (const param of params) rootInputs[param.name] = rootInput(param)
@@ -155,6 +155,152 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
     inputDefs[item(plan, foreach)] = { parameterType: 'NUMBER_INTEGER' }
     components[`comp-${loopName(plan, foreach)}`] = { inputDefinitions: { parameters: inputDefs }, dag: { tasks } }
   }
+
+  /**
+   * The tasks of one DAG (a pipeline's root, a loop's body, or one case of a switch). A switch's
+   * cases sit in a condition-branches-N group holding one condition-N group per case, as the kfp
+   * SDK compiles dsl.If/Elif/Else; a dependency on a task inside a case becomes one on the group.
+   */
+  function emitGroup(group: CaseGroup, codeName: string): Obj {
+    const tasks: Obj = {}
+    const elementOf = new Map<string, string>()
+    const branchNames = new Map<CaseBranches, string>()
+    for (const el of group.items) {
+      if ('step' in el) {
+        elementOf.set(el.task, el.task)
+        if (el.isForeach) elementOf.set(loopName(plan, el.step), loopName(plan, el.step))
+      } else {
+        const name = `condition-branches-${++counter}`
+        branchNames.set(el, name)
+        for (const t of tasksUnder(el, (f) => loopName(plan, f))) elementOf.set(t, name)
+      }
+    }
+    const depsOf = (ts: string[]) => [...new Set(ts.flatMap((t) => outside(t)))]
+    // What a task of this DAG waits for, lifted to the elements of this DAG.
+    const outside = (t: string): string[] => {
+      const p = plan.steps.find((s) => s.task === t || (s.isForeach && loopName(plan, s.step) === t)) as PlannedStep
+      const deps = p.task === t ? dependenciesOf(plan, p) : [p.task]
+      return deps.map((d) => elementOf.get(d)).filter((d): d is string => d !== undefined && d !== elementOf.get(t))
+    }
+    for (const el of group.items) {
+      if ('step' in el) {
+        const task = containerTask(el, codeName)
+        const deps = depsOf([el.task])
+        if (deps.length > 0) task.dependentTasks = deps
+        // KFP orders a task after a switch's cases only through a dsl.OneOf of their outputs (the
+        // SDK refuses .after() across a dsl.If); the agent itself finds the parent with --parent-any.
+        const oneOfs = deps.filter((d) => d.startsWith('condition-branches-'))
+        oneOfs.forEach((b, i) => {
+          const key = oneOfs.length === 1 ? 'case_task_id' : `case_task_id_${i}`
+          ;(task.inputs as { parameters: Obj }).parameters[key] = { taskOutputParameter: { producerTask: b, outputParameterKey: `pipelinechannel--${b}-oneof-1` } }
+          ;((components[`comp-${el.task}`] as Obj).inputDefinitions as { parameters: Obj }).parameters[key] = { parameterType: 'STRING' }
+        })
+        tasks[el.task] = sortTask(task)
+        if (el.isForeach) {
+          const loop = loopTask(el, codeName)
+          loop.dependentTasks = depsOf([loopName(plan, el.step)])
+          tasks[loopName(plan, el.step)] = sortTask(loop)
+        }
+        continue
+      }
+      const name = branchNames.get(el) as string
+      tasks[name] = branchesTask(el, name, codeName, depsOf(tasksUnder(el, (f) => loopName(plan, f))), caseEnds(el))
+    }
+    return tasks
+  }
+
+  /** A switch's condition-branches group: one condition-N group per case, If/Elif/.../Else on its switch_step. */
+  function branchesTask(b: CaseBranches, name: string, codeName: string, deps: string[], ends: Map<string, string[]>): Obj {
+    const sw = plan.byStep.get(b.switch) as PlannedStep
+    const channel = `pipelinechannel--${sw.task}-switch_step`
+    const cases = sw.switchCases as string[]
+    const inner: Obj = {}
+    const needs = new Map<string, string>([[channel, 'STRING']])
+    const selectors: Obj[] = []
+    const caseNames: string[] = []
+    cases.forEach((c, i) => {
+      const group = b.cases.get(c) as CaseGroup
+      const cname = `condition-${++counter}`
+      caseNames.push(cname)
+      const tasks = emitGroup(group, 'pipelinechannel--code_url')
+      const groupNeeds = needsOf(tasks)
+      groupNeeds.set(channel, 'STRING')
+      for (const [k, v] of groupNeeds) needs.set(k, v)
+      const outputs: Obj = {}
+      const outputDefs: Obj = {}
+      // The task id of this case's last step: what a dsl.OneOf over the cases reads.
+      const end = ends.get(c)
+      if (end !== undefined) {
+        const [producer, key] = end.length === 1 ? [taskName(end[0] as string), 'task_id'] : [findBranches(tasks, end), `pipelinechannel--${findBranches(tasks, end)}-oneof-1`]
+        const out = `pipelinechannel--${producer}-${key}`.replace(/^pipelinechannel--condition-branches-(\d+)-pipelinechannel--/, 'pipelinechannel--')
+        outputs[out] = { valueFromParameter: { producerSubtask: producer, outputParameterKey: key } }
+        outputDefs[out] = { parameterType: 'STRING' }
+        selectors.push({ producerSubtask: cname, outputParameterKey: out })
+      }
+      const comp: Obj = { inputDefinitions: { parameters: defsOf(groupNeeds) } }
+      if (Object.keys(outputDefs).length > 0) comp.outputDefinitions = { parameters: outputDefs }
+      comp.dag = Object.keys(outputs).length > 0 ? { outputs: { parameters: outputs }, tasks } : { tasks }
+      components[`comp-${cname}`] = comp
+      const ref = (n: string) => `inputs.parameter_values['${n}']`
+      const earlier = cases.slice(0, i).map((e) => `!(${ref(channel)} == '${e}')`)
+      const condition = i === cases.length - 1 && i > 0 ? earlier.join(' && ') : [...earlier, `${ref(channel)} == '${c}'`].join(' && ')
+      inner[cname] = {
+        taskInfo: { name: cname },
+        componentRef: { name: `comp-${cname}` },
+        inputs: { parameters: Object.fromEntries([...groupNeeds.keys()].sort().map((k) => [k, { componentInputParameter: k }])) },
+        triggerPolicy: { condition },
+      }
+    })
+    const comp: Obj = { inputDefinitions: { parameters: defsOf(needs) } }
+    if (selectors.length === cases.length) {
+      comp.outputDefinitions = { parameters: { [`pipelinechannel--${name}-oneof-1`]: { parameterType: 'STRING' } } }
+      comp.dag = { outputs: { parameters: { [`pipelinechannel--${name}-oneof-1`]: { valueFromOneof: { parameterSelectors: selectors } } } }, tasks: inner }
+    } else {
+      comp.dag = { tasks: inner }
+    }
+    components[`comp-${name}`] = comp
+    const inputs: Obj = {}
+    for (const k of [...needs.keys()].sort()) {
+      inputs[k] = k === channel ? { taskOutputParameter: { producerTask: sw.task, outputParameterKey: 'switch_step' } } : { componentInputParameter: k === 'pipelinechannel--code_url' ? codeName : k }
+    }
+    const task: Obj = { taskInfo: { name }, componentRef: { name: `comp-${name}` } }
+    if (deps.length > 0) task.dependentTasks = deps
+    task.inputs = { parameters: inputs }
+    return task
+  }
+
+  /** The parents of a step that sit in each case of `b`: the steps a OneOf over its cases reads. */
+  function caseEnds(b: CaseBranches): Map<string, string[]> {
+    const ends = new Map<string, string[]>()
+    const inside = new Set(tasksUnder(b, (f) => loopName(plan, f)))
+    for (const p of plan.steps) {
+      if (inside.has(p.task)) continue
+      for (const group of p.parentAny) {
+        if (!group.every((g) => inside.has(taskName(g)))) continue
+        for (const g of group) {
+          const c = (plan.byStep.get(g) as PlannedStep).guard.find((x) => x.switch === b.switch) as SwitchCase
+          ends.set(c.case, [...(ends.get(c.case) ?? []), g])
+        }
+      }
+    }
+    return ends
+  }
+
+  /** The condition-branches task of `tasks` that holds the steps `ends`. */
+  function findBranches(tasks: Obj, ends: string[]): string {
+    for (const [name, t] of Object.entries(tasks)) {
+      if (!name.startsWith('condition-branches-')) continue
+      const comp = components[(t as { componentRef: { name: string } }).componentRef.name] as Obj
+      if (ends.every((e) => containsTask(comp, taskName(e)))) return name
+    }
+    throw new Error(`internal: no group holds ${ends.join(', ')}`)
+  }
+
+  function containsTask(comp: Obj, task: string): boolean {
+    const tasks = (comp.dag as { tasks: Obj } | undefined)?.tasks ?? {}
+    return Object.entries(tasks).some(([k, t]) => k === task || containsTask(components[(t as { componentRef: { name: string } }).componentRef.name] as Obj, task))
+  }
+
   // Steps whose parents sit in another DAG are reached through their loop; check the wiring is whole.
   for (const p of plan.steps) for (const parent of p.parents) if (p.splitIndexFrom === undefined && taskInDag(plan, parent, p.stack) === undefined) throw new Error(`internal: ${p.step} cannot see ${parent}`)
 
@@ -211,4 +357,62 @@ function kfpResources(p: PlannedStep): Obj | undefined {
 
 function sortKeys(o: Obj): Obj {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+}
+
+/** One DAG's steps, or one case's: steps (with their loops) and the switches whose cases sit inside. */
+interface CaseGroup {
+  items: (PlannedStep | CaseBranches)[]
+}
+
+interface CaseBranches {
+  switch: string
+  cases: Map<string, CaseGroup>
+}
+
+/** Nests a DAG's steps by the switch cases they run under, beyond the `base` cases the DAG itself runs under. */
+function caseTree(steps: readonly PlannedStep[], byStep: Map<string, PlannedStep>, base: number): CaseGroup {
+  const root: CaseGroup = { items: [] }
+  const branchesOf = new Map<string, CaseBranches>()
+  for (const p of steps) {
+    let group = root
+    for (const c of p.guard.slice(base)) {
+      let b = branchesOf.get(c.switch)
+      if (b === undefined) {
+        b = { switch: c.switch, cases: new Map((byStep.get(c.switch)?.switchCases ?? []).map((x) => [x, { items: [] }])) }
+        branchesOf.set(c.switch, b)
+        group.items.push(b)
+      }
+      group = b.cases.get(c.case) as CaseGroup
+    }
+    group.items.push(p)
+  }
+  return root
+}
+
+/** Every task name inside a switch's branches: steps and their loops. */
+function tasksUnder(b: CaseBranches, loop: (step: string) => string): string[] {
+  return [...b.cases.values()].flatMap((g) => g.items.flatMap((el) => ('step' in el ? [el.task, ...(el.isForeach ? [loop(el.step)] : [])] : tasksUnder(el, loop))))
+}
+
+/** The enclosing inputs the tasks of a DAG read, with their types (by the names the writer gives them). */
+function needsOf(tasks: Obj): Map<string, string> {
+  const needs = new Map<string, string>()
+  for (const t of Object.values(tasks)) {
+    for (const spec of Object.values(((t as Obj).inputs as { parameters?: Obj } | undefined)?.parameters ?? {})) {
+      const k = (spec as { componentInputParameter?: string }).componentInputParameter
+      if (k !== undefined) needs.set(k, k.endsWith('-loop-item') ? 'NUMBER_INTEGER' : 'STRING')
+    }
+  }
+  return needs
+}
+
+function defsOf(needs: Map<string, string>): Obj {
+  return Object.fromEntries([...needs.keys()].sort().map((k) => [k, { parameterType: needs.get(k) }]))
+}
+
+const TASK_ORDER = ['taskInfo', 'componentRef', 'dependentTasks', 'inputs', 'cachingOptions', 'retryPolicy', 'parameterIterator', 'triggerPolicy']
+
+/** A task's fields in one order, as the kfp SDK writes them. */
+function sortTask(t: Obj): Obj {
+  return Object.fromEntries(Object.entries(t).sort(([a], [b]) => TASK_ORDER.indexOf(a) - TASK_ORDER.indexOf(b)))
 }
