@@ -58,7 +58,7 @@ function taskOptions(y: Argv) {
     .option('tag', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a Metaflow tag (repeatable)' })
     .option('param', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a flow parameter for init, NAME=VALUE (repeatable)' })
     .option('params-json', { type: 'string', group: 'Task:', describe: 'flow parameters for init as one JSON object' })
-    .option('output-dir', { type: 'string', group: 'Outputs:', describe: 'write task_id, split_count and splits as files in this folder' })
+    .option('output-dir', { type: 'string', group: 'Outputs:', describe: 'write task_id, split_count and splits as files in this folder, and switch_step for a switch step' })
     .option('output', { type: 'string', array: true, default: [], group: 'Outputs:', describe: `write one output to a path, NAME=PATH (repeatable; ${OUTPUT_NAMES.join(', ')})` })
     .option('work-dir', { type: 'string', group: 'Process:', describe: 'the folder the task makes its own work folder in (default: the temp dir); nothing else in it is touched' })
     .option('keep-work-dir', { type: 'boolean', default: false, group: 'Process:', describe: "keep the task's work folder instead of removing it at the end" })
@@ -75,7 +75,8 @@ export function buildParser(argv: readonly string[]) {
         .option('task-id', { type: 'string', group: 'Task:', describe: 'the task id (default: derived from the step and --split-path/--split-index)' })
         .option('input-paths', { type: 'string', group: 'Task:', describe: "the parents, in Metaflow's syntax (default: derived from --parent or --join-foreach)" })
         .option('parent', { type: 'string', array: true, default: [], group: 'Task:', describe: 'a parent step by name (repeatable)' })
-        .option('join-foreach', { type: 'string', group: 'Task:', describe: 'this step joins all --num-splits tasks of the named step' })
+        .option('parent-any', { type: 'string', array: true, default: [], group: 'Task:', describe: 'candidate parents A,B[,C…], of which exactly one ran here, found in the datastore, e.g. the cases of a switch (repeatable: one group each)' })
+        .option('join-foreach', { type: 'string', group: 'Task:', describe: 'this step joins all --num-splits tasks of the named step; A,B when the foreach body ends in a switch: per split, whichever ran' })
         .option('num-splits', { type: 'number', group: 'Task:', describe: "with --join-foreach: the foreach step's split_count (1 to 1000000)" })
         .option('split-index', { type: 'number', group: 'Task:', describe: 'the index of this task in the foreach right above it' })
         .option('split-path', { type: 'string', default: '', group: 'Task:', describe: 'indices of the enclosing foreaches above --split-index, comma-separated, outermost first' })
@@ -83,7 +84,8 @@ export function buildParser(argv: readonly string[]) {
         .option('max-user-code-retries', { type: 'number', default: 0, group: 'Task:', describe: "Metaflow's --max-user-code-retries" })
         .example('$0 step start --code-url https://example.com/flow.py --run-id kfp-1 --output-dir /tmp/outputs', 'the start step; runs init first')
         .example('$0 step explore --code-url … --run-id kfp-1 --parent start --split-index 2', 'the third split of a foreach')
-        .example('$0 step join --code-url … --run-id kfp-1 --join-foreach explore --num-splits 4', 'a foreach join'),
+        .example('$0 step join --code-url … --run-id kfp-1 --join-foreach explore --num-splits 4', 'a foreach join')
+        .example('$0 step after --code-url … --run-id kfp-1 --parent-any case_a,case_b', "the step a switch's cases converge on"),
     )
     .command('init', "create the run's parameters task", (y) =>
       taskOptions(y)
@@ -224,6 +226,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
       splitIndex: optional(a.splitIndex, (v) => wholeNumber('--split-index', v, 0, LIMITS.maxSplits - 1)),
       splitPath: parseSplitPath(a.splitPath as string),
       parents: a.parent as string[],
+      parentAny: a.parentAny as string[],
       joinForeach: a.joinForeach as string | undefined,
       // Metaflow refuses a foreach of zero splits, so a join of none is always a mistake (and crashed Metaflow).
       numSplits: optional(a.numSplits, (v) => wholeNumber('--num-splits', v, 1, LIMITS.maxSplits)),
@@ -422,7 +425,7 @@ function checkStrings(a: Record<string, unknown>): void {
 }
 
 /** The options that may repeat; yargs turns any other option given twice into an array, which would be read as "a,b". */
-const REPEATABLE = new Set(['_', 'tag', 'param', 'output', 'parent'])
+const REPEATABLE = new Set(['_', 'tag', 'param', 'output', 'parent', 'parent-any'])
 
 function refuseRepeats(a: Record<string, unknown>): void {
   for (const [key, v] of Object.entries(a)) {

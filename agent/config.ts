@@ -53,6 +53,9 @@ export interface StepConfig extends TaskConfig {
   splitIndex?: number | undefined
   splitPath: number[]
   parents: string[]
+  /** each --parent-any as given: a comma list of candidate parents, of which one ran */
+  parentAny: string[]
+  /** --join-foreach as given: one step, or a comma list when the foreach body ends in a switch */
   joinForeach?: string | undefined
   numSplits?: number | undefined
   retryCount: number

@@ -1,10 +1,10 @@
-// Writes the KFP output parameters (task_id, split_count, splits) atomically, with no trailing newline.
+// Writes the KFP output parameters (task_id, split_count, splits, switch_step) atomically, with no trailing newline.
 import { randomBytes } from 'node:crypto'
 import { rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { makeDirs, removeDirs } from '../make-dirs.js'
 
-export const OUTPUT_NAMES = ['task_id', 'split_count', 'splits'] as const
+export const OUTPUT_NAMES = ['task_id', 'split_count', 'splits', 'switch_step'] as const
 export type OutputName = (typeof OUTPUT_NAMES)[number]
 export type OutputValues = Record<OutputName, string>
 
@@ -19,14 +19,30 @@ export function isOutputName(name: string): name is OutputName {
   return (OUTPUT_NAMES as readonly string[]).includes(name)
 }
 
-/** The values a task hands downstream, from its id and its foreach split count. */
-export function outputValues(taskId: string, numSplits: number | null): OutputValues {
+/**
+ * What --output-dir writes: every output, but switch_step only for a switch step, so the
+ * output folders of pipelines without switches stay as they were.
+ */
+export function dirOutputNames(values: OutputValues): OutputName[] {
+  return OUTPUT_NAMES.filter((name) => name !== 'switch_step' || values.switch_step !== '')
+}
+
+/** True when an output of the switch taken is asked for, so the task's record must say it. */
+export function wantsSwitchStep(targets: OutputTargets): boolean {
+  return targets.dir !== undefined || targets.paths.some((t) => t.name === 'switch_step')
+}
+
+/**
+ * The values a task hands downstream, from its id, its foreach split count and, for a switch
+ * step, the step the switch took (the empty string for any other step: a switch never takes none).
+ */
+export function outputValues(taskId: string, numSplits: number | null, switchStep: string | null = null): OutputValues {
   const n = numSplits ?? 0
   // Built by hand so 100,000 splits do not allocate an array of numbers first.
   let splits = '['
   for (let i = 0; i < n; i++) splits += i === 0 ? `${i}` : `,${i}`
   splits += ']'
-  return { task_id: taskId, split_count: String(n), splits }
+  return { task_id: taskId, split_count: String(n), splits, switch_step: switchStep ?? '' }
 }
 
 /**
@@ -37,7 +53,7 @@ export function outputValues(taskId: string, numSplits: number | null): OutputVa
  */
 export async function writeOutputs(values: OutputValues, targets: OutputTargets): Promise<string[]> {
   const plan: { name: OutputName; path: string; tmp?: string }[] = [
-    ...(targets.dir ? OUTPUT_NAMES.map((name) => ({ name, path: join(targets.dir as string, name) })) : []),
+    ...(targets.dir ? dirOutputNames(values).map((name) => ({ name, path: join(targets.dir as string, name) })) : []),
     ...targets.paths,
   ].map((t) => ({ ...t }))
   const madeDirs: string[] = []

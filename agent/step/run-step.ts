@@ -17,17 +17,18 @@ import { initArgs, initParamEnv, initParamVar, paramKey, stepArgs, stepEnv } fro
 import { readFlowInfo } from './flow-params.js'
 import type { FlowInfo } from './flow-params.js'
 import type { TopLevel } from './metaflow-command.js'
-import { outputValues, writeOutputs } from './outputs.js'
+import { outputValues, wantsSwitchStep, writeOutputs } from './outputs.js'
+import { placementInputPaths } from './placement.js'
 import { ensureRuntime, parseRequirement } from './runtime.js'
 import { runProcess } from './step-process.js'
 import type { ProcessResult } from './step-process.js'
 import { TaskLogs } from './task-logs.js'
 import { staged } from './stage-times.js'
 import type { StageTimes } from './stage-times.js'
-import { PARAMS_TASK_ID, badIdReason, badIdentifierReason, badInputPathsReason, badStepNameReason, inputPathsText, isStartPlacement, positionOf, taskIdFor } from './task-ids.js'
+import { PARAMS_TASK_ID, badIdReason, badIdentifierReason, badInputPathsReason, badStepNameReason, isStartPlacement, positionOf, taskIdFor } from './task-ids.js'
 import { planAttempt } from './attempts.js'
 import type { AttemptPlan } from './attempts.js'
-import { decompressInputPaths } from './input-paths.js'
+import { compressInputPaths, decompressInputPaths } from './input-paths.js'
 import type { Placement } from './task-ids.js'
 
 export interface Io {
@@ -80,11 +81,12 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
       if (init.exitCode !== 0) return init.exitCode
     }
 
+    // Before the task's logs exist: a placement whose candidate parents did not run leaves nothing under the task.
+    const inputs = cfg.inputPaths ?? compressInputPaths(await placementInputPaths(placement, p.store, p.flow))
     const task: TaskRef = { flow: p.flow, runId: cfg.runId, step: cfg.step, taskId, attempt: plan.attempt }
     logs = { logs: new TaskLogs(work), store: p.store, task }
     const taskLog = logs.logs
 
-    const inputs = cfg.inputPaths ?? inputPathsText(placement)
     let inputPaths: { inline: string } | { file: string } = { inline: inputs }
     if (inputs.length > DEFAULTS.inputPathsInlineMax) {
       io.log(`input paths of ${inputs.length} bytes go to Metaflow through --input-paths-filename`)
@@ -159,16 +161,23 @@ function placementOf(cfg: StepConfig): Placement {
   checkNames(cfg)
   checkName('step', cfg.step, badStepNameReason)
   for (const parent of cfg.parents) checkName('--parent', parent, badStepNameReason)
-  if (cfg.joinForeach !== undefined) checkName('--join-foreach', cfg.joinForeach, badStepNameReason)
+  const parentAny = cfg.parentAny.map((text) => stepList('--parent-any', text))
+  const joinSteps = cfg.joinForeach === undefined ? undefined : stepList('--join-foreach', cfg.joinForeach)
   if (cfg.inputPaths !== undefined) checkInputPaths(cfg.inputPaths)
   if (cfg.retryCount < 0 || cfg.retryCount >= METAFLOW_MAX_ATTEMPTS) {
     throw new AgentError('usage', `failed to accept --retry-count ${cfg.retryCount}: Metaflow allows 0 to ${METAFLOW_MAX_ATTEMPTS - 1}`, {
       hint: `keep the template's retry limit below ${METAFLOW_MAX_ATTEMPTS}`,
     })
   }
-  if (cfg.joinForeach !== undefined && cfg.parents.length > 0) {
-    throw new AgentError('usage', 'failed to place the step: --join-foreach and --parent exclude each other', {
+  if (cfg.joinForeach !== undefined && (cfg.parents.length > 0 || parentAny.length > 0)) {
+    throw new AgentError('usage', `failed to place the step: --join-foreach and ${cfg.parents.length > 0 ? '--parent' : '--parent-any'} exclude each other`, {
       hint: 'a foreach join names only the step it joins',
+    })
+  }
+  const twice = twiceNamed([...cfg.parents, ...parentAny.flat()])
+  if (twice !== undefined) {
+    throw new AgentError('usage', `failed to place the step: ${twice} is named twice among --parent and --parent-any`, {
+      hint: 'name each parent step once: with --parent when it always runs, in one --parent-any group when it may not',
     })
   }
   if ((cfg.joinForeach === undefined) !== (cfg.numSplits === undefined)) {
@@ -182,8 +191,24 @@ function placementOf(cfg: StepConfig): Placement {
     splitPath: cfg.splitPath,
     splitIndex: cfg.splitIndex,
     parents: cfg.parents,
-    joinForeach: cfg.joinForeach === undefined ? undefined : { step: cfg.joinForeach, numSplits: cfg.numSplits as number },
+    parentAny,
+    joinForeach: joinSteps === undefined ? undefined : { steps: joinSteps, numSplits: cfg.numSplits as number },
   }
+}
+
+/** A comma list of step names (--parent-any, --join-foreach): each a step name, none empty or repeated. */
+function stepList(flag: string, text: string): string[] {
+  const names = text.split(',')
+  const fail = (why: string) => new AgentError('usage', `failed to accept ${flag} ${JSON.stringify(text)}: ${why}`, { hint: 'give step names separated by commas, e.g. case_a,case_b' })
+  if (names.some((n) => n === '')) throw fail('it holds an empty name')
+  const twice = twiceNamed(names)
+  if (twice !== undefined) throw fail(`it names ${twice} twice`)
+  for (const name of names) checkName(flag, name, badStepNameReason)
+  return names
+}
+
+function twiceNamed(names: readonly string[]): string | undefined {
+  return names.find((n, i) => names.indexOf(n) !== i)
 }
 
 function checkNames(cfg: TaskConfig): void {
@@ -424,10 +449,14 @@ async function readDone(store: ObjectStore, t: TaskRef): Promise<boolean> {
 async function publishOutputs(cfg: Pick<TaskConfig, 'outputDir' | 'outputs'>, store: ObjectStore, task: TaskRef): Promise<void> {
   if (!cfg.outputDir && cfg.outputs.length === 0) return
   let numSplits: number | null
+  let switchStep: string | null
+  const targets = { dir: cfg.outputDir, paths: cfg.outputs }
   try {
-    const record = await readTaskRecord(store, task)
+    // The graph and the switch taken are read only when an output needs them.
+    const record = await readTaskRecord(store, task, { switchStep: wantsSwitchStep(targets) })
     if (!record.taskOk) throw new Error('the task exited 0 but its _task_ok artifact is False')
     numSplits = record.numSplits
+    switchStep = record.switchStep
   } catch (err) {
     throw new AgentError('outputs', `failed to read task ${task.runId}/${task.step}/${task.taskId} from ${store.root}`, {
       cause: err,
@@ -435,7 +464,7 @@ async function publishOutputs(cfg: Pick<TaskConfig, 'outputDir' | 'outputs'>, st
     })
   }
   try {
-    await writeOutputs(outputValues(task.taskId, numSplits), { dir: cfg.outputDir, paths: cfg.outputs })
+    await writeOutputs(outputValues(task.taskId, numSplits, switchStep), targets)
   } catch (err) {
     throw new AgentError('outputs', 'failed to write the output parameters', { cause: err, hint: 'check that the output paths are writable' })
   }

@@ -1,4 +1,5 @@
 // Deterministic task ids and input paths from a step's name and its position in the enclosing foreaches.
+import { AgentError } from '../errors.js'
 import { FORBIDDEN_ID_CHARS, compressInputPaths } from './input-paths.js'
 
 /** Task id of the `_parameters` task that `init` writes and the start step reads. */
@@ -13,8 +14,13 @@ export interface Placement {
   splitIndex?: number | undefined
   /** parent steps, named by step (linear steps and static joins) */
   parents: readonly string[]
-  /** a foreach join: all `numSplits` tasks of `step` one level deeper */
-  joinForeach?: { step: string; numSplits: number } | undefined
+  /** groups of candidate parents (--parent-any): of each group, exactly one ran at the parents' position, e.g. the cases of a switch */
+  parentAny?: readonly (readonly string[])[] | undefined
+  /**
+   * a foreach join: all `numSplits` tasks one level deeper, each of `steps[0]`, or when the
+   * body ends in a switch, of whichever of `steps` ran at that split
+   */
+  joinForeach?: { steps: readonly string[]; numSplits: number } | undefined
 }
 
 /** The full position of a task: the split path, then its own split index. */
@@ -33,25 +39,116 @@ export function taskIdFor(step: string, position: readonly number[]): string {
 
 /** True when the step has no parents: the start step, whose input is the parameters task. */
 export function isStartPlacement(p: Placement): boolean {
-  return p.parents.length === 0 && p.joinForeach === undefined
+  return p.parents.length === 0 && (p.parentAny ?? []).length === 0 && p.joinForeach === undefined
 }
 
-/** The parents' pathspecs (`run/step/task`) that the step reads. */
+/**
+ * The position of a task's parents: the split path. A linear step sits where its parents do;
+ * the first step inside a foreach (--split-index) sits one level below its parent, the foreach step.
+ */
+export function parentPositionOf(p: Pick<Placement, 'splitPath'>): number[] {
+  return [...p.splitPath]
+}
+
+/** True when the input paths follow from the flags alone; otherwise resolveInputPaths must ask the datastore which candidates ran. */
+export function isFixedPlacement(p: Placement): boolean {
+  return (p.parentAny ?? []).length === 0 && (p.joinForeach === undefined || p.joinForeach.steps.length === 1)
+}
+
+/** The parents' pathspecs (`run/step/task`) that the step reads, for a placement whose parents are fixed. */
 export function inputPathsFor(p: Placement): string[] {
+  if (!isFixedPlacement(p)) throw new Error('the placement names candidate parents; resolve them with resolveInputPaths')
   const position = positionOf(p)
   if (p.joinForeach) {
-    const { step, numSplits } = p.joinForeach
+    const { steps, numSplits } = p.joinForeach
+    const step = steps[0] as string
     return Array.from({ length: numSplits }, (_, i) => `${p.runId}/${step}/${taskIdFor(step, [...position, i])}`)
   }
   if (p.parents.length === 0) return [`${p.runId}/_parameters/${PARAMS_TASK_ID}`]
-  // The first step inside a foreach sits one level below its parent, the foreach step.
-  const parentPosition = p.splitIndex === undefined ? position : [...p.splitPath]
+  const parentPosition = parentPositionOf(p)
   return p.parents.map((step) => `${p.runId}/${step}/${taskIdFor(step, parentPosition)}`)
 }
 
 /** Input paths in Metaflow's compressed text form. */
 export function inputPathsText(p: Placement): string {
   return compressInputPaths(inputPathsFor(p))
+}
+
+/** What the datastore says of one candidate parent task: finished with _task_ok True, ran without succeeding (failed, or still running), or never started. */
+export type TaskOutcome = 'ok' | 'failed' | 'absent'
+
+/** Candidates at one position of which exactly one must have finished. */
+interface Choice {
+  /** --parent-any a,b or --join-foreach a,b, for messages */
+  flag: string
+  /** where in the foreach the choice is made, for messages (a join's split index) */
+  split?: number | undefined
+  candidates: { step: string; taskId: string; path: string }[]
+}
+
+/** How many candidate tasks resolveInputPaths asks about at once: a join of 100,000 splits must not open 200,000 reads together. */
+export const RESOLVE_CONCURRENCY = 32
+
+/**
+ * The parents' pathspecs, asking `outcome` which candidate ran where the placement names
+ * several: a group of --parent-any at the parents' position, or for a --join-foreach of
+ * several steps, each split. Metaflow's own runtime does the same in memory: a switch's
+ * convergence step (and a join whose branch or foreach body ends in a switch) takes, of its
+ * graph parents, the one task that finished at its position. Exactly one candidate must have
+ * finished with _task_ok True: none means this task was placed wrongly or too early, two
+ * means the pipeline ran cases a switch cannot both take; either is refused (exit 64), as
+ * letting Metaflow guess would join the wrong task.
+ */
+export async function resolveInputPaths(p: Placement, outcome: (step: string, taskId: string) => Promise<TaskOutcome>): Promise<string[]> {
+  if (isFixedPlacement(p)) return inputPathsFor(p)
+  const position = positionOf(p)
+  const pathOf = (step: string, pos: readonly number[]) => {
+    const taskId = taskIdFor(step, pos)
+    return { step, taskId, path: `${p.runId}/${step}/${taskId}` }
+  }
+  const fixed: string[] = []
+  const choices: Choice[] = []
+  if (p.joinForeach) {
+    const { steps, numSplits } = p.joinForeach
+    for (let i = 0; i < numSplits; i++) choices.push({ flag: `--join-foreach ${steps.join(',')}`, split: i, candidates: steps.map((s) => pathOf(s, [...position, i])) })
+  } else {
+    const parentPosition = parentPositionOf(p)
+    for (const step of p.parents) fixed.push(pathOf(step, parentPosition).path)
+    for (const group of p.parentAny ?? []) choices.push({ flag: `--parent-any ${group.join(',')}`, candidates: group.map((s) => pathOf(s, parentPosition)) })
+  }
+  const chosen: string[] = new Array<string>(choices.length)
+  const problems: { at: number; text: string; why: 'none' | 'several' }[] = []
+  let next = 0
+  const worker = async () => {
+    while (next < choices.length) {
+      const at = next++
+      const choice = choices[at] as Choice
+      const outcomes = await Promise.all(choice.candidates.map((c) => outcome(c.step, c.taskId)))
+      const ok = choice.candidates.filter((_, k) => outcomes[k] === 'ok')
+      if (ok.length === 1) {
+        chosen[at] = (ok[0] as { path: string }).path
+        continue
+      }
+      const where = choice.split === undefined ? '' : ` at split ${choice.split}`
+      const text = ok.length === 0
+        ? `of ${choice.flag}, none finished${where}: ${choice.candidates.map((c, k) => `${c.path} ${outcomes[k] === 'failed' ? 'did not succeed' : 'never ran'}`).join(', ')}`
+        : `of ${choice.flag}, exactly one may have finished${where}, but ${ok.map((c) => c.path).join(' and ')} did`
+      problems.push({ at, text, why: ok.length === 0 ? 'none' : 'several' })
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(RESOLVE_CONCURRENCY, choices.length) }, worker))
+  if (problems.length > 0) {
+    problems.sort((a, b) => a.at - b.at)
+    const first = problems[0] as (typeof problems)[number]
+    const more = problems.length > 1 ? ` (and at ${problems.length - 1} more split${problems.length > 2 ? 's' : ''})` : ''
+    throw new AgentError('usage', `failed to find the parents of ${p.runId}/${p.step}: ${first.text}${more}`, {
+      hint: first.why === 'none'
+        ? 'run this step after its parent finished, with the same --run-id, --datastore-root and split position, and name every step that can come right before it'
+        : 'a switch takes one case: name in one group only the steps of which one runs, and do not rerun a case by hand',
+    })
+  }
+  // A join's parents stay in split order, as Metaflow's own foreach joins list them.
+  return [...fixed, ...chosen]
 }
 
 /** Filesystems refuse longer names (NAME_MAX); every id and step name is one path component. */

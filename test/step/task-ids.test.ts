@@ -71,10 +71,10 @@ describe('input paths', () => {
   })
 
   it('name all N splits of a foreach join from the split count alone', () => {
-    const p = { ...base, step: 'join', joinForeach: { step: 'explore', numSplits: 3 } }
+    const p = { ...base, step: 'join', joinForeach: { steps: ['explore'], numSplits: 3 } }
     expect(isStartPlacement(p)).toBe(false)
     expect(inputPathsText(p)).toBe('kfp-r/explore/:explore-0,explore-1,explore-2')
-    const nested = { ...base, step: 'inner_join', splitPath: [1], joinForeach: { step: 'inner', numSplits: 2 } }
+    const nested = { ...base, step: 'inner_join', splitPath: [1], joinForeach: { steps: ['inner'], numSplits: 2 } }
     expect(inputPathsFor(nested)).toEqual(['kfp-r/inner/inner-1-0', 'kfp-r/inner/inner-1-1'])
   })
 })
