@@ -8,7 +8,7 @@ NODE_DEPS   := node_modules/.package-lock.json
 AGENT       := dist/metaflow-kfp
 AGENT_SRC   := $(shell find agent -name '*.ts') scripts/build.mjs scripts/lazy-aws-sdk.mjs image/runtime-pin.txt package.json
 
-.PHONY: argo-cli help deps build demo test typecheck bench clean image image-lock image-test e2e e2e-up e2e-down
+.PHONY: argo-cli kfp1-venv help deps build demo test typecheck bench clean image image-lock image-test e2e e2e-up e2e-down
 
 help:
 	@echo "make demo   run the seed's foreach flow through its KFP v2 template with run-local (local datastore)"
@@ -31,6 +31,16 @@ $(VENV)/.installed: image/runtime-pin.txt requirements-dev.txt
 	@touch $@
 
 deps: $(NODE_DEPS) $(VENV)/.installed
+
+# A second venv for the KFP 1.x (v1beta1) stand-in and its check with the kfp 1.8 SDK: kfp 1.8 and its
+# kfp-server-api 1.8 cannot live beside kfp 2 in .venv. Made once, again only when its requirements change.
+VENV_KFP1   := .venv-kfp1
+$(VENV_KFP1)/.installed: test/kfp-api/requirements-kfp1.txt
+	test -x $(VENV_KFP1)/bin/python || python3 -m venv $(VENV_KFP1)
+	$(VENV_KFP1)/bin/python -m pip install --quiet --disable-pip-version-check -r test/kfp-api/requirements-kfp1.txt
+	@touch $@
+
+kfp1-venv: $(VENV_KFP1)/.installed
 
 $(AGENT): $(NODE_DEPS) $(AGENT_SRC)
 	node scripts/build.mjs
@@ -60,7 +70,7 @@ typecheck: $(NODE_DEPS)
 	npx tsc --noEmit
 
 # Every suite: the vitest suites, then the container suite where podman can run containers here.
-test: deps build typecheck $(ARGO_CLI)
+test: deps build typecheck $(ARGO_CLI) $(VENV_KFP1)/.installed
 	ARGO_CLI=$(ARGO_CLI) npx vitest run
 	@if reason=$$(scripts/can-run-containers.sh); then $(MAKE) --no-print-directory image-test; \
 	  else echo "make test: skipping the container suite (make image-test): $$reason"; fi

@@ -1,13 +1,15 @@
-// Reads a KFP v2 pipeline file for a run: its spec (and platform spec), its declared inputs, and typed runtime parameters.
+// Reads a pipeline file for a run (KFP v2 IR, or an Argo Workflow for KFP's v1beta1): its spec, its declared inputs, and typed runtime parameters.
 import { parseAllDocuments } from 'yaml'
 import { AgentError } from '../errors.js'
 
 export interface PipelineFile {
-  /** pipelineInfo.name */
+  /** kfp: KFP v2 IR, for v2beta1; argo: an Argo Workflow, which only KFP's v1beta1 API runs */
+  format: 'kfp' | 'argo'
+  /** pipelineInfo.name, or the workflow's (generate)name */
   name: string
   /** what goes in the run's pipeline_spec: the bare IR, or {pipeline_spec, platform_spec} when the file has a second document */
   pipelineSpec: Record<string, unknown>
-  /** root.inputDefinitions.parameters: name -> parameterType (STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN, LIST, STRUCT) */
+  /** root.inputDefinitions.parameters: name -> parameterType (STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN, LIST, STRUCT); an Argo Workflow's are all STRING */
   inputs: Record<string, string>
 }
 
@@ -21,9 +23,7 @@ export function parsePipelineFile(text: string, path: string): PipelineFile {
   const values = list.map((d) => d.toJS({ maxAliasCount: 100 }) as unknown).filter((v) => v !== null && v !== undefined)
   const [ir, platform, ...rest] = values
   if (!isObject(ir)) throw usage(`failed to read the pipeline ${path}: it holds no YAML mapping`, 'give a KFP v2 pipeline (metaflow-kfp generate writes one)')
-  if (typeof ir.apiVersion === 'string' && ir.apiVersion.startsWith('argoproj.io/')) {
-    throw usage(`failed to submit ${path}: it is an Argo Workflow, for KFP 1.x (v1beta1), which submit does not send yet`, 'generate the KFP v2 form (metaflow-kfp generate --format kfp) for a KFP 2.x cluster')
-  }
+  if (typeof ir.apiVersion === 'string' && ir.apiVersion.startsWith('argoproj.io/')) return argoWorkflow(ir, values.length, path)
   const info = ir.pipelineInfo
   const name = isObject(info) && typeof info.name === 'string' ? info.name : undefined
   if (!name || !isObject(ir.root)) throw usage(`failed to read the pipeline ${path}: it has no pipelineInfo.name or root, so it is not a KFP v2 pipeline`, 'give a KFP v2 pipeline (metaflow-kfp generate writes one)')
@@ -33,7 +33,22 @@ export function parsePipelineFile(text: string, path: string): PipelineFile {
   const inputs: Record<string, string> = {}
   const params = isObject(ir.root) && isObject(ir.root.inputDefinitions) ? ir.root.inputDefinitions.parameters : undefined
   if (isObject(params)) for (const [k, v] of Object.entries(params)) inputs[k] = isObject(v) && typeof v.parameterType === 'string' ? v.parameterType : 'STRING'
-  return { name, pipelineSpec: platform === undefined ? ir : { pipeline_spec: ir, platform_spec: platform }, inputs }
+  return { format: 'kfp', name, pipelineSpec: platform === undefined ? ir : { pipeline_spec: ir, platform_spec: platform }, inputs }
+}
+
+/** An Argo Workflow as KFP's v1beta1 takes it: one Workflow document; its parameters are its spec.arguments.parameters, strings. */
+function argoWorkflow(wf: Record<string, any>, documents: number, path: string): PipelineFile {
+  const hint = 'give an Argo Workflow as metaflow-kfp generate --format argo writes it, or a KFP v2 pipeline'
+  if (wf.kind !== 'Workflow') throw usage(`failed to read the pipeline ${path}: it is an Argo ${String(wf.kind)}, and KFP runs only a Workflow`, hint)
+  if (documents > 1) throw usage(`failed to read the pipeline ${path}: an Argo Workflow file must hold one document`, hint)
+  const spec = wf.spec
+  if (!isObject(spec) || !Array.isArray(spec.templates) || spec.templates.length === 0) throw usage(`failed to read the pipeline ${path}: the Argo Workflow has no spec.templates`, hint)
+  const meta = isObject(wf.metadata) ? wf.metadata : {}
+  const name = (typeof meta.name === 'string' && meta.name) || (typeof meta.generateName === 'string' && meta.generateName.replace(/-+$/, '')) || 'workflow'
+  const inputs: Record<string, string> = {}
+  const params = isObject(spec.arguments) ? spec.arguments.parameters : undefined
+  if (Array.isArray(params)) for (const p of params) if (isObject(p) && typeof p.name === 'string') inputs[p.name] = 'STRING'
+  return { format: 'argo', name, pipelineSpec: wf, inputs }
 }
 
 /**

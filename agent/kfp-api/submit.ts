@@ -13,7 +13,9 @@ import type { Io } from '../step/run-step.js'
 import type { GenerateConfig } from '../pipelines/generate.js'
 import { createExperiment, createRun, findExperiments, findRuns, getRun, healthz, terminateRun, TERMINAL_STATES } from './api.js'
 import { findVersions, pipelineByName, uploadPipeline, uploadVersion } from './api.js'
-import type { PipelineVersion, Run, RunRequest } from './api.js'
+import type { Experiment, Pipeline, PipelineVersion, Run, RunRequest } from './api.js'
+import { createExperimentV1, createRunV1, findExperimentsV1, findRunsV1, findVersionsV1, getRunV1, healthzV1 } from './api-v1.js'
+import { pipelineByNameV1, terminateRunV1, uploadPipelineV1, uploadVersionV1 } from './api-v1.js'
 import { DEFAULT_TOKEN_PATH, resolveCredential } from './auth.js'
 import type { Credential } from './auth.js'
 import { describeHttpError, isTransient, KfpHttp, KfpHttpError } from './http.js'
@@ -49,8 +51,42 @@ export const IN_CLUSTER_HOST = 'http://ml-pipeline.kubeflow.svc.cluster.local:88
 /** Exit codes of `submit --wait` for a run that ended other than SUCCEEDED (the agent's own codes are in errors.ts). */
 export const RUN_EXIT = { FAILED: 1, CANCELED: 2, SKIPPED: 2 } as const
 
+/** The calls of one KFP API version; v1beta1's answers come in v2beta1's shapes (see api-v1.ts). */
+interface Api {
+  version: 'v2beta1' | 'v1beta1'
+  findExperiments(http: KfpHttp, name: string, namespace: string | undefined): Promise<Experiment[]>
+  createExperiment(http: KfpHttp, name: string, namespace: string | undefined): Promise<Experiment>
+  createRun(http: KfpHttp, run: RunRequest): Promise<Run>
+  findRuns(http: KfpHttp, name: string, experimentId: string | undefined, namespace: string | undefined): Promise<Run[]>
+  getRun(http: KfpHttp, id: string): Promise<Run>
+  terminateRun(http: KfpHttp, id: string): Promise<void>
+  pipelineByName(http: KfpHttp, name: string, namespace: string | undefined): Promise<Pipeline | undefined>
+  uploadPipeline(http: KfpHttp, name: string, namespace: string | undefined, text: string): Promise<Pipeline>
+  uploadVersion(http: KfpHttp, pipelineId: string, name: string, text: string): Promise<PipelineVersion>
+  findVersions(http: KfpHttp, pipelineId: string, name: string): Promise<PipelineVersion[]>
+}
+
+const V2: Api = { version: 'v2beta1', findExperiments, createExperiment, createRun, findRuns, getRun, terminateRun, pipelineByName, uploadPipeline, uploadVersion, findVersions }
+
+/** KFP 1.x: pipelines are shared there (no namespace on upload or lookup). */
+const V1: Api = {
+  version: 'v1beta1',
+  findExperiments: findExperimentsV1,
+  createExperiment: createExperimentV1,
+  createRun: createRunV1,
+  findRuns: findRunsV1,
+  getRun: getRunV1,
+  terminateRun: terminateRunV1,
+  pipelineByName: (http, name) => pipelineByNameV1(http, name),
+  uploadPipeline: (http, name, _ns, text) => uploadPipelineV1(http, name, text),
+  uploadVersion: uploadVersionV1,
+  findVersions: findVersionsV1,
+}
+
 interface Session {
   http: KfpHttp
+  /** set once the cluster's API version is known (probe) */
+  api: Api
   credential: Credential
   host: string
   runUrl: (id: string) => string
@@ -81,15 +117,16 @@ export async function runKfp(cfg: KfpConfig, io: Io): Promise<number> {
 async function runCommand(cfg: KfpConfig, io: Io): Promise<number> {
   checkInputs(cfg, io)
   const s = await session(cfg, io)
+  if (cfg.command !== 'submit') await probe(s, 'any')
   if (cfg.command === 'status') {
-    const run = await call(s, 'get the run status', () => getRun(s.http, cfg.target))
+    const run = await call(s, 'get the run status', () => s.api.getRun(s.http, cfg.target))
     await io.stdout(Buffer.from(`Run ${run.run_id}: ${run.state ?? 'UNKNOWN'}${run.error?.message ? ` (${oneLine(s, run.error.message)})` : ''}`))
     for (const t of run.run_details?.task_details ?? []) await io.stdout(Buffer.from(`  task ${t.display_name ?? t.task_id}: ${t.state ?? 'UNKNOWN'}`))
     await io.stdout(Buffer.from(`Run URL: ${s.runUrl(run.run_id)}`))
     return 0
   }
   if (cfg.command === 'terminate') {
-    await call(s, `terminate run ${cfg.target}`, () => terminateRun(s.http, cfg.target))
+    await call(s, `terminate run ${cfg.target}`, () => s.api.terminateRun(s.http, cfg.target))
     io.log(`asked KFP to terminate run ${cfg.target}; it ends once its running tasks stop: ${s.runUrl(cfg.target)}`)
     return 0
   }
@@ -121,15 +158,22 @@ async function session(cfg: KfpConfig, io: Io): Promise<Session> {
   })
   const http = new KfpHttp({ host, credential, signal: io.signal, onRetry: (line) => io.log(line) })
   const runUrl = (id: string) => (prefix ? `${prefix.replace(/\/+$/, '')}/${id}` : `${uiBase}/#/runs/details/${id}`)
-  return { http, credential, host, runUrl, namespace, experimentName: v('KF_PIPELINES_DEFAULT_EXPERIMENT_NAME') ?? 'Default' }
+  return { http, api: V2, credential, host, runUrl, namespace, experimentName: v('KF_PIPELINES_DEFAULT_EXPERIMENT_NAME') ?? 'Default' }
 }
 
 async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
-  const text = await pipelineText(cfg, io)
-  const pipeline = parsePipelineFile(text, cfg.target)
   const pipelineName = cfg.pipelineName === undefined ? undefined : kfpPipelineName(cfg.pipelineName)
-  const parameters = typedParameters(cfg.params, pipeline.inputs, pipeline.name)
-  const health = await call(s, 'reach the KFP API', () => healthz(s.http).catch(notV2(s)))
+  const flow = cfg.target.endsWith('.py')
+  // A file is read (and its --param checked) before any request; a flow is generated in the form the cluster runs.
+  let text = flow ? '' : await pipelineText(cfg, io, 'kfp')
+  let pipeline = flow ? undefined : parsePipelineFile(text, cfg.target)
+  let parameters = pipeline ? typedParameters(cfg.params, pipeline.inputs, pipeline.name) : {}
+  const health = await probe(s, pipeline === undefined ? 'any' : pipeline.format === 'argo' ? 'v1' : 'v2')
+  if (!pipeline) {
+    text = await pipelineText(cfg, io, s.api === V1 ? 'argo' : 'kfp')
+    pipeline = parsePipelineFile(text, cfg.target)
+    parameters = typedParameters(cfg.params, pipeline.inputs, pipeline.name)
+  }
   const namespace = health.multi_user ? s.namespace : undefined
   if (health.multi_user && !namespace) {
     throw new AgentError('usage', `failed to submit to ${s.host}: KFP runs in multi-user mode and no namespace was given`, { hint: 'give --namespace NS (your Kubeflow profile namespace) or set KFP_NAMESPACE' })
@@ -147,6 +191,7 @@ async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
     io.log(`uploaded the pipeline ${pipelineName}, version ${version.name ?? version.pipeline_version_id}`)
   }
   const run = await call(s, `create the run ${JSON.stringify(runName)}`, () => createRunOnce(s, request, namespace, io), true)
+  if (s.api === V1) io.log(`sent through KFP's v1beta1 API as an Argo Workflow`)
   await io.stdout(Buffer.from(`Run ID: ${run.run_id}`))
   await io.stdout(Buffer.from(`Run URL: ${s.runUrl(run.run_id)}`))
   if (!cfg.wait) return 0
@@ -175,16 +220,17 @@ export function kfpPipelineName(given: string): string {
  * its name before it is sent again.
  */
 async function uploadAsVersion(s: Session, name: string, namespace: string | undefined, text: string, io: Io): Promise<PipelineVersion> {
-  let pipeline = await pipelineByName(s.http, name, namespace)
+  const api = s.api
+  let pipeline = await api.pipelineByName(s.http, name, namespace)
   if (!pipeline) {
     try {
-      pipeline = await uploadPipeline(s.http, name, namespace, text)
-      const first = (await findVersions(s.http, pipeline.pipeline_id, name))[0]
+      pipeline = await api.uploadPipeline(s.http, name, namespace, text)
+      const first = (await api.findVersions(s.http, pipeline.pipeline_id, name))[0]
       if (first) return first
     } catch (err) {
       const again = (err instanceof KfpHttpError && err.status === 409) || isTransient(err)
       if (!again) throw err
-      pipeline = await pipelineByName(s.http, name, namespace)
+      pipeline = await api.pipelineByName(s.http, name, namespace)
       if (!pipeline) throw err
     }
   }
@@ -192,10 +238,10 @@ async function uploadAsVersion(s: Session, name: string, namespace: string | und
   const versionName = `${name.slice(0, 100)}-${stamp}-${randomUUID().slice(0, 4)}`
   for (let attempt = 1; ; attempt++) {
     try {
-      return await uploadVersion(s.http, pipeline.pipeline_id, versionName, text)
+      return await api.uploadVersion(s.http, pipeline.pipeline_id, versionName, text)
     } catch (err) {
       if (!isTransient(err) || attempt >= 4) throw err
-      const made = (await findVersions(s.http, pipeline.pipeline_id, versionName))[0]
+      const made = (await api.findVersions(s.http, pipeline.pipeline_id, versionName))[0]
       if (made) return made
       io.log(`retrying the upload of version ${versionName}: KFP answered ${oneLine(s, describeHttpError(err))}`)
       await abortableSleep(Math.round(500 * 2 ** attempt * Math.random()), io.signal)
@@ -228,25 +274,63 @@ function checkNamespace(ns: string, from: string): void {
   }
 }
 
-/** A 404 from healthz: no v2beta1 API there (a KFP 1.x cluster, or a URL that is not KFP's API). */
-function notV2(s: Session) {
-  return (err: unknown): never => {
-    if (err instanceof KfpHttpError && err.status === 404) {
-      throw new AgentError('usage', `failed to reach the KFP API: ${s.host} has no /apis/v2beta1 (a KFP 1.x cluster, or not the KFP API)`, {
-        hint: 'give the URL of a KFP 2.x API, e.g. https://<kubeflow host>/pipeline; submit does not speak to KFP 1.x yet',
-      })
-    }
-    throw err
+/**
+ * Which API the cluster speaks, and whether it is multi-user. KFP 1.x has no v2beta1 at all (a 404 on its
+ * healthz), so it is spoken to through v1beta1. An Argo Workflow goes only through v1beta1, on KFP 1.x
+ * and on a KFP 2.x that still serves it (which runs the workflow as a v1 pipeline, not converted to
+ * IR; one set to block v1 pipelines says so when the run is created); KFP v2 IR goes only through v2beta1.
+ */
+async function probe(s: Session, want: 'v1' | 'v2' | 'any'): Promise<{ multi_user: boolean }> {
+  // A 404 from healthz is no API of that version there; anything else is a failure to report as usual.
+  const health = (fn: (http: KfpHttp) => Promise<{ multi_user: boolean }>) =>
+    call(s, 'reach the KFP API', () => fn(s.http).catch((err) => Promise.reject(err instanceof KfpHttpError && err.status === 404 ? new NoSuchApi() : err)))
+  const missing = (err: unknown) => {
+    if (!(err instanceof NoSuchApi)) throw err
   }
+  if (want !== 'v1') {
+    try {
+      const h = await health(healthz)
+      s.api = V2
+      return h
+    } catch (err) {
+      missing(err)
+    }
+  }
+  let h: { multi_user: boolean } | undefined
+  try {
+    h = await health(healthzV1)
+    s.api = V1
+  } catch (err) {
+    missing(err)
+  }
+  if (!h && want === 'v1') {
+    throw new AgentError('usage', `failed to submit the Argo Workflow: ${s.host} has no /apis/v1beta1, the only KFP API that runs one (a KFP 2.x without its v1 API, or not the KFP API)`, {
+      hint: 'send the KFP v2 form to a KFP 2.x cluster: the flow .py itself, or a file from metaflow-kfp generate --format kfp',
+    })
+  }
+  if (!h) {
+    throw new AgentError('usage', `failed to reach the KFP API: ${s.host} has neither /apis/v2beta1 nor /apis/v1beta1 (not the KFP API)`, {
+      hint: 'give the URL of the KFP API, e.g. https://<kubeflow host>/pipeline, or http://localhost:8888 through kubectl port-forward svc/ml-pipeline 8888',
+    })
+  }
+  if (want === 'v2') {
+    throw new AgentError('usage', `failed to submit a KFP v2 pipeline: ${s.host} is KFP 1.x (it has /apis/v1beta1 and no /apis/v2beta1), which runs only Argo Workflows`, {
+      hint: 'submit the flow .py (it is generated as an Argo Workflow for KFP 1.x), or a file from metaflow-kfp generate --format argo',
+    })
+  }
+  return h
 }
 
-async function pipelineText(cfg: KfpConfig, io: Io): Promise<string> {
+/** healthz answered 404: no API of that version at the host. */
+class NoSuchApi extends Error {}
+
+async function pipelineText(cfg: KfpConfig, io: Io, format: 'kfp' | 'argo'): Promise<string> {
   const path = resolve(io.cwd, cfg.target)
   if (!cfg.target.endsWith('.py')) {
     try {
       return await readFile(path, 'utf8')
     } catch (err) {
-      throw new AgentError('usage', `failed to read the pipeline ${cfg.target}`, { cause: err, hint: 'give a KFP v2 pipeline YAML or a flow .py file' })
+      throw new AgentError('usage', `failed to read the pipeline ${cfg.target}`, { cause: err, hint: 'give a KFP v2 pipeline YAML, an Argo Workflow YAML for KFP 1.x, or a flow .py file' })
     }
   }
   // A flow is generated first, with the same options as `metaflow-kfp generate`.
@@ -254,8 +338,8 @@ async function pipelineText(cfg: KfpConfig, io: Io): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'metaflow-kfp-submit-'))
   try {
     const out = join(dir, 'pipeline.yaml')
-    await runGenerate({ ...cfg.generate, command: 'generate', flowFile: cfg.target, format: 'kfp', output: out, params: {}, flags: cfg.flags }, { ...io, log: () => undefined })
-    io.log(`generated the KFP v2 pipeline for ${cfg.target}`)
+    await runGenerate({ ...cfg.generate, command: 'generate', flowFile: cfg.target, format, output: out, params: {}, flags: cfg.flags }, { ...io, log: () => undefined })
+    io.log(`generated the ${format === 'kfp' ? 'KFP v2 pipeline' : 'Argo Workflow (for KFP 1.x)'} for ${cfg.target}`)
     return await readFile(out, 'utf8')
   } finally {
     await rm(dir, { recursive: true, force: true })
@@ -264,10 +348,10 @@ async function pipelineText(cfg: KfpConfig, io: Io): Promise<string> {
 
 async function experimentId(s: Session, name: string, namespace: string | undefined, signal: AbortSignal | undefined): Promise<string> {
   for (let attempt = 1; ; attempt++) {
-    const found = await findExperiments(s.http, name, namespace)
+    const found = await s.api.findExperiments(s.http, name, namespace)
     if (found[0]) return found[0].experiment_id
     try {
-      return (await createExperiment(s.http, name, namespace)).experiment_id
+      return (await s.api.createExperiment(s.http, name, namespace)).experiment_id
     } catch (err) {
       // 409: made meanwhile (by us, if an earlier answer was lost); 5xx or a reset: look again before trying again.
       const again = (err instanceof KfpHttpError && err.status === 409) || isTransient(err)
@@ -277,13 +361,13 @@ async function experimentId(s: Session, name: string, namespace: string | undefi
   }
 }
 
-async function createRunOnce(s: Session, request: Parameters<typeof createRun>[1], namespace: string | undefined, io: Io): Promise<Run> {
+async function createRunOnce(s: Session, request: RunRequest, namespace: string | undefined, io: Io): Promise<Run> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await createRun(s.http, request)
+      return await s.api.createRun(s.http, request)
     } catch (err) {
       if (!isTransient(err) || attempt >= 5) throw err
-      const made = (await findRuns(s.http, request.display_name, request.experiment_id, namespace)).find((r) => r.description === request.description)
+      const made = (await s.api.findRuns(s.http, request.display_name, request.experiment_id, namespace)).find((r) => r.description === request.description)
       if (made) {
         io.log(`the run was created although KFP answered ${oneLine(s, describeHttpError(err))}; not creating it again`)
         return made
@@ -301,7 +385,7 @@ async function watch(s: Session, id: string, cfg: KfpConfig, io: Io): Promise<nu
   let state = ''
   try {
     for (;;) {
-      const run = await call(s, 'follow the run', () => getRun(s.http, id))
+      const run = await call(s, 'follow the run', () => s.api.getRun(s.http, id))
       for (const t of run.run_details?.task_details ?? []) {
         const key = t.task_id ?? t.display_name ?? ''
         if (t.state && seen.get(key) !== t.state) {
@@ -337,6 +421,10 @@ async function call<T>(s: Session, what: string, fn: () => Promise<T>, creating 
   } catch (err) {
     if (err instanceof AgentError) throw err
     if (err instanceof KfpHttpError) {
+      // KFP 2.16.1+ set with BLOCK_V1_PIPELINES refuses an Argo Workflow (the status code differs by call).
+      if (/V1 pipeline specs are not allowed/i.test(err.message)) {
+        throw new AgentError('codeRejected', `failed to ${what}: KFP refused it: ${err.message}`, { hint: 'this cluster runs only KFP v2 pipelines: submit the flow .py, or a file from metaflow-kfp generate --format kfp' })
+      }
       if (err.status === 401 || err.status === 403) {
         throw new AgentError('credentials', `failed to ${what}: KFP at ${s.host} refused ${s.credential.describe}: ${err.message}`, {
           hint: err.status === 403 ? 'the credential is known but not allowed in this namespace: check --namespace, or use a token of that profile (e.g. default-editor)' : s.credential.advice,

@@ -1,4 +1,4 @@
-// Reading a pipeline file for submit: the spec sent, the platform document, and --param typed by the declared inputs.
+// Reading a pipeline file for submit: the spec sent (KFP v2 IR or an Argo Workflow), the platform document, and --param typed by the declared inputs.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -7,7 +7,7 @@ import { parsePipelineFile, typedParameters } from '../../agent/kfp-api/pipeline
 import { REPO } from '../helpers/paths'
 
 const PARAMS = readFileSync(join(REPO, 'pipeline-templates', 'params_flow.kfp.yaml'), 'utf8')
-const ARGO = readFileSync(join(REPO, 'pipeline-templates', 'hello_flow.argo.yaml'), 'utf8')
+const ARGO = readFileSync(join(REPO, 'pipeline-templates', 'params_flow.argo.yaml'), 'utf8')
 
 function refusal(fn: () => unknown): AgentError {
   try {
@@ -31,10 +31,22 @@ describe('a pipeline file for submit', () => {
     expect(Object.keys(p.pipelineSpec).sort()).toEqual(['pipeline_spec', 'platform_spec'])
   })
 
-  it('refuses an Argo Workflow with a hint to generate the KFP v2 form', () => {
-    const e = refusal(() => parsePipelineFile(ARGO, 'hello.argo.yaml'))
-    expect(e.exitCode).toBe(64)
-    expect(e.message).toMatch(/Argo Workflow, for KFP 1\.x/)
+  it('reads an Argo Workflow as one for KFP v1beta1, its workflow parameters as string inputs', () => {
+    const p = parsePipelineFile(ARGO, 'params.argo.yaml')
+    expect(p.format).toBe('argo')
+    expect(p.name).toBe('metaflow-params-flow')
+    expect(p.pipelineSpec).toMatchObject({ kind: 'Workflow', spec: { entrypoint: 'main' } })
+    expect(p.inputs).toEqual({ 'code-url': 'STRING', alpha: 'STRING', who: 'STRING', count: 'STRING', config: 'STRING' })
+    expect(typedParameters({ alpha: '0.75', config: '{"depth": 1}' }, p.inputs, p.name)).toEqual({ alpha: '0.75', config: '{"depth": 1}' })
+  })
+
+  it('refuses an Argo object KFP does not run: a WorkflowTemplate, a second document, no templates', () => {
+    expect(refusal(() => parsePipelineFile(ARGO.replace('kind: Workflow', 'kind: WorkflowTemplate'), 'x.yaml')).message).toMatch(/an Argo WorkflowTemplate, and KFP runs only a Workflow/)
+    expect(refusal(() => parsePipelineFile(`${ARGO}
+---
+a: 1
+`, 'x.yaml')).message).toMatch(/must hold one document/)
+    expect(refusal(() => parsePipelineFile('apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec: {}\n', 'x.yaml')).message).toMatch(/has no spec.templates/)
   })
 
   it('refuses a YAML file that is not a pipeline, and a third document', () => {

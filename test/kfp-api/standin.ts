@@ -1,6 +1,6 @@
-// Starts test/helpers/kfp-standin.py (KFP's REST contract on loopback, from the .venv) and reads what it received.
+// Starts test/helpers/kfp-standin.py (KFP 2's REST contract on loopback, from the .venv) or kfp-standin-v1.py (KFP 1.8's v1beta1, from .venv-kfp1) and reads what it received.
 import { spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { PYTHON, REPO } from '../helpers/paths'
 
@@ -26,11 +26,25 @@ export interface StandIn {
 }
 
 export const STANDIN = resolve(REPO, 'test', 'helpers', 'kfp-standin.py')
+export const STANDIN_V1 = resolve(REPO, 'test', 'helpers', 'kfp-standin-v1.py')
+/** The second venv (make kfp1-venv): kfp 1.8.22 and kfp-server-api 1.8.5, which cannot live beside kfp 2 in .venv. */
+export const PYTHON_KFP1 = resolve(REPO, '.venv-kfp1', 'bin', 'python')
 
+/** KFP 2.x's API (v2beta1). */
 export async function startStandIn(dir: string, config: Record<string, unknown>): Promise<StandIn> {
+  return start(PYTHON, STANDIN, dir, config)
+}
+
+/** KFP 1.8's API (v1beta1 only). */
+export async function startStandInV1(dir: string, config: Record<string, unknown>): Promise<StandIn> {
+  if (!existsSync(PYTHON_KFP1)) throw new Error(`no ${PYTHON_KFP1}: run make kfp1-venv first`)
+  return start(PYTHON_KFP1, STANDIN_V1, dir, config)
+}
+
+async function start(python: string, script: string, dir: string, config: Record<string, unknown>): Promise<StandIn> {
   const cfg = join(dir, `standin-${Date.now()}-${Math.random().toString(16).slice(2)}.json`)
   writeFileSync(cfg, JSON.stringify(config))
-  const p = spawn(PYTHON, [STANDIN, cfg], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const p = spawn(python, [script, cfg], { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   p.stderr.on('data', (d: Buffer) => (err += d.toString()))
   const done = new Promise<void>((res) => p.once('close', () => res()))

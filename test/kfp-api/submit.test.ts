@@ -4,12 +4,13 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { agentEnv, runAgent, startAgent } from '../helpers/agent-process'
+import { runAgent, startAgent } from '../helpers/agent-process'
 import type { AgentRun } from '../helpers/agent-process'
 import { startServer } from '../helpers/http-server'
-import { FLOWS, REPO, VENV_BIN } from '../helpers/paths'
+import { FLOWS, REPO } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 import { startStandIn } from './standin'
+import { env, noSecrets as noSecretsIn, oneErrorLine, runIdOf } from './submit-helpers'
 import type { StandIn } from './standin'
 
 const PARAMS = join(REPO, 'pipeline-templates', 'params_flow.kfp.yaml')
@@ -18,31 +19,8 @@ const TOKEN = 'tok-7f3a9c-team-a-secret'
 const OTHER_TOKEN = 'tok-55d1e0-team-b-secret'
 const COOKIE_VALUE = 'cookie-9b8a7-secret-value'
 
-/** The agent's environment: nothing from this machine's KFP, Metaflow or AWS set-up; the .venv's python3 first on PATH. */
-function env(home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e = agentEnv({ HOME: home, PATH: `${VENV_BIN}:${process.env.PATH ?? ''}`, ...extra })
-  for (const k of Object.keys(e)) if (/^(KF_|KFP_|KUBERNETES_)/.test(k) && !(k in extra)) delete e[k]
-  return e
-}
-
 function noSecrets(r: AgentRun): void {
-  for (const s of [TOKEN, OTHER_TOKEN, COOKIE_VALUE]) {
-    expect(r.stdout).not.toContain(s)
-    expect(r.stderr).not.toContain(s)
-  }
-}
-
-function runIdOf(r: AgentRun): string {
-  const m = /^Run ID: (\S+)$/m.exec(r.stdout)
-  if (!m) throw new Error(`no run id in: ${r.stdout} ${r.stderr}`)
-  return m[1] as string
-}
-
-/** The agent's own failure: exactly one line on stderr. */
-function oneErrorLine(r: AgentRun): string {
-  const lines = r.stderr.trim().split('\n').filter((l) => l.includes('error:'))
-  expect(lines).toHaveLength(1)
-  return lines[0] as string
+  noSecretsIn(r, [TOKEN, OTHER_TOKEN, COOKIE_VALUE])
 }
 
 describe('metaflow-kfp submit', () => {
@@ -257,7 +235,7 @@ describe('metaflow-kfp submit', () => {
     }
   })
 
-  it('exits 64 saying so when the host has no v2beta1 API (KFP 1.x, or not KFP)', async () => {
+  it('exits 64 saying so when the host has neither the v2beta1 nor the v1beta1 API (not KFP)', async () => {
     const other = await startServer((_req, res) => {
       res.writeHead(404, { 'content-type': 'text/plain' })
       res.end('404 page not found')
@@ -265,7 +243,7 @@ describe('metaflow-kfp submit', () => {
     try {
       const r = await runAgent(['submit', HELLO, '--host', other.url], { env: env(tempDir()) })
       expect(r.code, r.stderr).toBe(64)
-      expect(oneErrorLine(r)).toMatch(/has no \/apis\/v2beta1 \(a KFP 1\.x cluster, or not the KFP API\)/)
+      expect(oneErrorLine(r)).toMatch(/has neither \/apis\/v2beta1 nor \/apis\/v1beta1 \(not the KFP API\) \(give the URL of the KFP API/)
     } finally {
       await other.close()
     }
