@@ -79,7 +79,7 @@ test: deps build typecheck $(ARGO_CLI) $(VENV_KFP1)/.installed
 
 # Budgets from DESIGN.md as ratios against the alternative, measured in one run (takes about a minute).
 bench: deps build
-	node scripts/bench.mjs
+	node scripts/bench/run.mjs
 
 # The container image. IMAGE names it; BASE_IMAGE and NODE_IMAGE, when set, replace the Dockerfile's defaults.
 IMAGE       ?= metaflow-kfp:$(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)
