@@ -92,7 +92,7 @@ export function buildParser(argv: readonly string[]) {
         .option('task-id', { type: 'string', group: 'Task:', describe: 'the parameters task id (default: params)' })
         .example('$0 init --code-url file:///flows/params.py --run-id kfp-1 --param alpha=0.1', 'persist flow parameters'),
     )
-    .command('config', 'print the resolved settings and where each came from (secrets masked)', (y) =>
+    .command('config', "print the resolved settings, then the KFP keys submit reads, and where each came from (secrets masked)", (y) =>
       settingOptions(y).example('METAFLOW_PROFILE=sree $0 config', "show what the profile ~/.metaflowconfig/config_sree.json resolves to"),
     )
     .command('run-local <template>', 'run a KFP v2 or Argo template on this machine, with the local datastore', (y) =>

@@ -1,10 +1,11 @@
 // Resolves the seed's settings: a flag wins over the environment, the environment over the Metaflow profile.
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULTS as AGENT_DEFAULTS } from './config.js'
 import type { AgentConfig, Datastore, UnresolvedConfig } from './config.js'
 import { AgentError, redactUrl } from './errors.js'
+import { DEFAULT_TOKEN_PATH } from './kfp-api/auth.js'
 
 /** The keys the agent resolves, as named in the seed's profile and in Metaflow's environment. */
 export const SETTING_KEYS = [
@@ -215,16 +216,29 @@ export function describeSource(key: SettingKey, s: Setting, profilePath: string)
 /** A value safe to print: URLs lose user info and query strings. */
 export function shownValue(key: SettingKey, value: string | undefined): string {
   if (value === undefined) return '(not set)'
+  if (key === 'KFP_RUN_URL_PREFIX') return shownPrefix(value)
   if (key.endsWith('_URL') || key.endsWith('_PREFIX') || key === 'METAFLOW_DATASTORE_SYSROOT_S3') return redactUrl(value)
   return value
+}
+
+/**
+ * The run link's prefix keeps its fragment: KFP's UI routes by it (the seed's `…/pipeline/#/runs/details`),
+ * and redactUrl, which drops it, showed the prefix as `…/pipeline/`.
+ */
+function shownPrefix(value: string): string {
+  const hash = value.indexOf('#')
+  return hash < 0 ? redactUrl(value) : redactUrl(value.slice(0, hash)) + value.slice(hash)
 }
 
 /** Standard AWS variables `config` reports; the credential ones only say whether they are set. */
 const AWS_SHOWN = ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_STS', 'AWS_PROFILE', 'AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']
 const AWS_SECRET = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN']
 
-/** The lines `metaflow-kfp config` prints: each setting, its value and where it came from; no secrets. */
-export function describeSettings(s: ResolvedSettings, env: NodeJS.ProcessEnv): string[] {
+/**
+ * The lines `metaflow-kfp config` prints: each setting, its value and where it came from, then the KFP
+ * keys submit would use; no secrets. `home` and `fileExists` locate the profile and the token file.
+ */
+export function describeSettings(s: ResolvedSettings, env: NodeJS.ProcessEnv, home = homedir(), fileExists: (path: string) => boolean = existsSync): string[] {
   const profile = s.profile.found
     ? `profile: ${s.profile.name ?? '(none)'} (${s.profile.path})`
     : `profile: none (${s.profile.path} does not exist)`
@@ -238,6 +252,57 @@ export function describeSettings(s: ResolvedSettings, env: NodeJS.ProcessEnv): s
     if (v) lines.push(`${key}=${key.includes('PROXY') || key.includes('URL') ? redactUrl(v) : v}  # environment`)
   }
   for (const key of AWS_SECRET) if (env[key]) lines.push(`${key}=****  # environment (masked)`)
+  return [...lines, ...describeKfpKeys(env, home, fileExists)]
+}
+
+const KFP_FLAGS: Partial<Record<KfpKey, string>> = {
+  KF_PIPELINES_ENDPOINT: '--host',
+  KF_PIPELINES_UI_ENDPOINT: '--ui-host',
+  KFP_API_TOKEN: '--token',
+  KFP_NAMESPACE: '--namespace',
+  KF_PIPELINES_DEFAULT_EXPERIMENT_NAME: '--experiment-name',
+}
+
+/**
+ * What `submit`, `status` and `terminate` resolve without their flags, indented under a heading of its own
+ * (steps never read these). The token is only ever `****` with its source; the cookie is a flag only.
+ */
+function describeKfpKeys(env: NodeJS.ProcessEnv, home: string, fileExists: (path: string) => boolean): string[] {
+  const k = resolveKfpKeys({}, env, home)
+  const where = (key: KfpKey) => {
+    const v = k.values[key]
+    return v?.source === 'env' ? `environment ${key}` : `profile ${k.profilePath}`
+  }
+  const unset = (key: KfpKey, what: string) => `  ${key}=(not set)  # ${what}${KFP_FLAGS[key] ? `; flag ${KFP_FLAGS[key]}` : ''}`
+  const url = (key: KfpKey, what: string) => {
+    const v = k.values[key]?.value
+    if (v === undefined) return unset(key, what)
+    return `  ${key}=${key === 'KFP_RUN_URL_PREFIX' ? shownPrefix(v) : redactUrl(v)}  # ${where(key)}`
+  }
+  const plain = (key: KfpKey, what: string) => {
+    const v = k.values[key]
+    return v ? `  ${key}=${v.value}  # ${where(key)}` : unset(key, what)
+  }
+  const lines = ['KFP (submit, status, terminate; their flags win over these):']
+  lines.push(url('KF_PIPELINES_ENDPOINT', env.KUBERNETES_SERVICE_HOST ? "unset in a pod: KFP's in-cluster service" : 'required by submit'))
+  lines.push(url('KF_PIPELINES_UI_ENDPOINT', 'run links use the host'))
+  lines.push(url('KFP_RUN_URL_PREFIX', 'run links are <UI>/#/runs/details/<run id>'))
+  lines.push(plain('KFP_NAMESPACE', 'required on a multi-user cluster'))
+  lines.push(plain('KF_PIPELINES_DEFAULT_EXPERIMENT_NAME', 'the experiment is Default'))
+  const token = k.values.KFP_API_TOKEN
+  lines.push(token ? `  KFP_API_TOKEN=****  # ${where('KFP_API_TOKEN')} (masked)` : unset('KFP_API_TOKEN', 'no bearer token'))
+  const tokenPath = k.values.KF_PIPELINES_SA_TOKEN_PATH
+  const path = tokenPath?.value ?? DEFAULT_TOKEN_PATH
+  const present = fileExists(path)
+  lines.push(`  KF_PIPELINES_SA_TOKEN_PATH=${path}  # ${tokenPath ? where('KF_PIPELINES_SA_TOKEN_PATH') : 'default'}, ${present ? 'exists' : 'does not exist'}`)
+  // The same choice as kfp-api/auth.ts: a token wins over the token file, which is used when named or present.
+  const credential = token
+    ? `the bearer token from ${where('KFP_API_TOKEN')}`
+    : tokenPath || present
+      ? `the token file ${path}${present ? '' : ', which does not exist'}`
+      : 'none (give --token, KFP_API_TOKEN, KF_PIPELINES_SA_TOKEN_PATH or --cookie NAME=VALUE)'
+  lines.push(`  credential sent: ${credential}`)
+  lines.push('  cookie: only from --cookie NAME=VALUE, which sends it beside the token; its value is never printed')
   return lines
 }
 

@@ -1,8 +1,9 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { AgentError } from '../agent/errors'
 import { describeSettings, resolveSettings } from '../agent/settings'
+import { agentEnv, runAgent } from './helpers/agent-process'
 import { useTempDir } from './helpers/temp-dir'
 
 const tempDir = useTempDir()
@@ -144,5 +145,97 @@ describe('profile values', () => {
   it('lets a flag or the environment stand in for a profile key of the wrong type', () => {
     const home = homeWithProfile('bad', JSON.stringify({ METAFLOW_USER: { a: 1 } }))
     expect(resolveSettings({ METAFLOW_USER: 'alice' }, { METAFLOW_PROFILE: 'bad' }, home).values.METAFLOW_USER.value).toBe('alice')
+  })
+})
+
+describe('config: the KFP keys submit resolves', () => {
+  const NOWHERE = () => false
+  /** The indented lines under the KFP heading, by key (or by the word before the colon). */
+  function kfpLines(lines: string[]): Record<string, string> {
+    const at = lines.findIndex((l) => l.startsWith('KFP ('))
+    expect(at).toBeGreaterThan(0)
+    return Object.fromEntries(lines.slice(at + 1).map((l) => {
+      expect(l).toMatch(/^  \S/)
+      return [l.trim().split(/[=:]/)[0] as string, l.trim()]
+    }))
+  }
+
+  it('lists host, UI, run URL prefix, namespace and experiment with where each came from, after the step settings', () => {
+    const home = homeWithProfile('team', JSON.stringify({ KFP_NAMESPACE: 'team-a', KF_PIPELINES_DEFAULT_EXPERIMENT_NAME: 'nightly', KFP_RUN_URL_PREFIX: 'https://kfp.example/pipeline/#/runs/details' }))
+    const env = { METAFLOW_PROFILE: 'team', KF_PIPELINES_ENDPOINT: 'https://kfp.example/pipeline' }
+    const lines = describeSettings(resolveSettings({}, env, home), env, home, NOWHERE)
+    const profile = join(home, '.metaflowconfig', 'config_team.json')
+    const kfp = kfpLines(lines)
+    expect(kfp.KF_PIPELINES_ENDPOINT).toBe('KF_PIPELINES_ENDPOINT=https://kfp.example/pipeline  # environment KF_PIPELINES_ENDPOINT')
+    expect(kfp.KFP_NAMESPACE).toBe(`KFP_NAMESPACE=team-a  # profile ${profile}`)
+    expect(kfp.KF_PIPELINES_DEFAULT_EXPERIMENT_NAME).toBe(`KF_PIPELINES_DEFAULT_EXPERIMENT_NAME=nightly  # profile ${profile}`)
+    expect(kfp.KFP_RUN_URL_PREFIX).toBe(`KFP_RUN_URL_PREFIX=https://kfp.example/pipeline/#/runs/details  # profile ${profile}`)
+    expect(kfp.KF_PIPELINES_UI_ENDPOINT).toBe('KF_PIPELINES_UI_ENDPOINT=(not set)  # run links use the host; flag --ui-host')
+    expect(kfp['credential sent']).toMatch(/: none \(give --token/)
+    // The step's keys stay first and unindented: a step never reads the KFP ones.
+    expect(lines.indexOf(lines.find((l) => l.startsWith('KFP (')) as string)).toBeGreaterThan(lines.findIndex((l) => l.startsWith('METAFLOW_USER=')))
+  })
+
+  it('shows the KFP token as **** with only the name of its source, from the environment or the profile', () => {
+    for (const where of ['env', 'profile'] as const) {
+      const secret = 'eyJhbGciOiJSUzI1NiJ9.very-secret-token'
+      const home = homeWithProfile('t', JSON.stringify(where === 'profile' ? { KFP_API_TOKEN: secret } : {}))
+      const env = { METAFLOW_PROFILE: 't', KF_PIPELINES_ENDPOINT: 'https://user:hunter2@kfp.example/pipeline?token=abc', ...(where === 'env' ? { KFP_API_TOKEN: secret } : {}) }
+      const lines = describeSettings(resolveSettings({}, env, home), env, home, NOWHERE)
+      const text = lines.join('\n')
+      expect(text).not.toContain('very-secret-token')
+      expect(text).not.toContain('hunter2')
+      expect(text).not.toContain('token=abc')
+      const source = where === 'env' ? 'environment KFP_API_TOKEN' : `profile ${join(home, '.metaflowconfig', 'config_t.json')}`
+      expect(kfpLines(lines).KFP_API_TOKEN).toBe(`KFP_API_TOKEN=****  # ${source} (masked)`)
+      expect(kfpLines(lines)['credential sent']).toBe(`credential sent: the bearer token from ${source}`)
+    }
+  })
+
+  it('names the token file submit would send when it exists, and says when a named one does not', () => {
+    const dir = tempDir()
+    const file = join(dir, 'token')
+    writeFileSync(file, 'file-secret-token')
+    const env = { KF_PIPELINES_SA_TOKEN_PATH: file }
+    const lines = describeSettings(resolveSettings({}, env, dir), env, dir)
+    expect(kfpLines(lines).KF_PIPELINES_SA_TOKEN_PATH).toBe(`KF_PIPELINES_SA_TOKEN_PATH=${file}  # environment KF_PIPELINES_SA_TOKEN_PATH, exists`)
+    expect(kfpLines(lines)['credential sent']).toBe(`credential sent: the token file ${file}`)
+    expect(lines.join('\n')).not.toContain('file-secret-token')
+    const missing = { KF_PIPELINES_SA_TOKEN_PATH: join(dir, 'gone') }
+    expect(kfpLines(describeSettings(resolveSettings({}, missing, dir), missing, dir))['credential sent']).toBe(`credential sent: the token file ${join(dir, 'gone')}, which does not exist`)
+    // Unset, the in-cluster default counts only when it is there, as submit decides.
+    expect(kfpLines(describeSettings(resolveSettings({}, {}, dir), {}, dir, (p) => p === '/var/run/secrets/kubeflow/pipelines/token'))['credential sent'])
+      .toBe('credential sent: the token file /var/run/secrets/kubeflow/pipelines/token')
+  })
+
+  it("shows the seed's KFP_RUN_URL_PREFIX whole, which lost its #/runs/details and showed only …/pipeline/", () => {
+    const env = { KFP_RUN_URL_PREFIX: 'https://kubeflow.example.com/pipeline/#/runs/details' }
+    const lines = describeSettings(resolveSettings({}, env, tempDir()), env, tempDir(), NOWHERE)
+    expect(lines).toContain('KFP_RUN_URL_PREFIX=https://kubeflow.example.com/pipeline/#/runs/details  # environment KFP_RUN_URL_PREFIX')
+    expect(kfpLines(lines).KFP_RUN_URL_PREFIX).toBe('KFP_RUN_URL_PREFIX=https://kubeflow.example.com/pipeline/#/runs/details  # environment KFP_RUN_URL_PREFIX')
+    // Still no user info or query string before the fragment.
+    const odd = { KFP_RUN_URL_PREFIX: 'https://me:pw@kfp.example/p?sig=abc#/runs/details' }
+    const text = describeSettings(resolveSettings({}, odd, tempDir()), odd, tempDir(), NOWHERE).join('\n')
+    expect(text).not.toMatch(/pw@|sig=abc/)
+    expect(text).toContain('/p?…#/runs/details')
+  })
+
+  it('refuses a KFP key of the wrong type in the profile, naming the key and the file', () => {
+    const home = homeWithProfile('bad', JSON.stringify({ KF_PIPELINES_ENDPOINT: { host: 'x' } }))
+    const env = { METAFLOW_PROFILE: 'bad' }
+    const err = usageError(() => describeSettings(resolveSettings({}, env, home), env, home, NOWHERE))
+    expect(err.message).toBe(`failed to read KF_PIPELINES_ENDPOINT from the Metaflow profile ${join(home, '.metaflowconfig', 'config_bad.json')}: it is an object, not a string`)
+  })
+
+  it('prints them from the built agent with no secret in any line', async () => {
+    const home = homeWithProfile('seedlike', JSON.stringify({ METAFLOW_DEFAULT_DATASTORE: 's3', METAFLOW_DATASTORE_SYSROOT_S3: 's3://bucket/aip/metaflow', KFP_API_TOKEN: 'profile-secret-token' }))
+    const r = await runAgent(['config'], { env: agentEnv({ HOME: home, METAFLOW_PROFILE: 'seedlike', KF_PIPELINES_ENDPOINT: 'https://kfp.example/pipeline', KFP_NAMESPACE: 'team-a', KF_PIPELINES_SA_TOKEN_PATH: join(home, 'none'), KFP_API_TOKEN: '' }) })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('METAFLOW_DEFAULT_DATASTORE=s3  # profile')
+    expect(r.stdout).toContain('  KF_PIPELINES_ENDPOINT=https://kfp.example/pipeline  # environment KF_PIPELINES_ENDPOINT')
+    expect(r.stdout).toContain('  KFP_NAMESPACE=team-a  # environment KFP_NAMESPACE')
+    expect(r.stdout).toMatch(/^  KFP_API_TOKEN=\*\*\*\*  # profile .*config_seedlike\.json \(masked\)$/m)
+    expect(r.stdout + r.stderr).not.toContain('profile-secret-token')
+    expect(readFileSync(join(home, '.metaflowconfig', 'config_seedlike.json'), 'utf8')).toContain('profile-secret-token')
   })
 })
