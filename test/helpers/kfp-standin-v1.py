@@ -5,7 +5,8 @@ Usage: .venv-kfp1/bin/python kfp-standin-v1.py CONFIG.json   (prints "listening 
 No KFP API server can run here (it needs Kubernetes), so the tests talk to this. It runs in the second venv
 (.venv-kfp1, `make kfp1-venv`), whose kfp-server-api 1.8.5 carries the v1beta1 models generated from KFP
 1.8's OpenAPI files: each body is checked against them (unknown fields and wrong types are refused with
-400; proto names and lowerCamelCase names, enums as names or numbers, are accepted as jsonpb does), and
+400; proto names and lowerCamelCase names, enums as names or numbers, are accepted as jsonpb does; KFP
+1.8's grpc-gateway v1 may let an unknown body field through, so here the stand-in is the stricter), and
 KFP 1.8's server rules apply: workflow_manifest is a JSON string of an argoproj.io/v1alpha1 Workflow,
 parameters are name/value strings (names the workflow does not declare are dropped, as KFP's
 OverrideParameters does), at most 10000 bytes of them; experiments by `name`, owned by a NAMESPACE
