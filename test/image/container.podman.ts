@@ -1,11 +1,14 @@
 // The built image, run task by task as podman containers: Metaflow's client judges the run; signals, zombies and the baked runtime are checked from outside.
-import { chownSync, mkdirSync, readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
 import { FOREACH_FLOW_TASKS, restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
 import { MOTO_KEYS, makeBucket, putObject, startMoto } from '../helpers/moto'
 import { FIXTURE_FLOWS, FLOWS, REPO } from '../helpers/paths'
+import { kfpCheck } from '../helpers/template-checks'
 import { useTempDir } from '../helpers/temp-dir'
 import { imageUnderTest, podman, startPodman } from './podman'
 import type { Finished } from './podman'
@@ -158,6 +161,31 @@ describe('the image', () => {
     expectStepOk(await podman(runArgs(data, FIXTURE_FLOWS, stepArgs(data, 'end', 'orphan_flow.py', 'kfp-image-no-init', ['--parent', 'start']))), 'end')
     const report = await metaflowRun('OrphanFlow/kfp-image-no-init', localClientEnv(data))
     expect(report.end.zombies).toEqual([expect.objectContaining({ ppid: 1 })])
+  })
+
+  it('runs generate on a mounted flow with the baked Metaflow, read-only and offline, into a pipeline the kfp SDK loads', async () => {
+    const out = tempDir()
+    // As a user would: docker run IMAGE generate /flows/flow.py, the image's own user, its root read-only, no network.
+    const generate = (args: string[], extra: string[] = []) =>
+      podman(['run', '--rm', '--read-only', '--network', 'none', '-v', `${FLOWS}:/flows:ro`, ...extra, IMAGE, 'generate', '/flows/params_flow.py', ...args])
+    const r = await generate(['--code-url', 'https://example.com/flows/params_flow.py'])
+    expect(r.code, r.stderr).toBe(0)
+    writeFileSync(join(out, 'pipeline.yaml'), r.stdout)
+    expect((await kfpCheck([join(out, 'pipeline.yaml')])).output).toBe('ok\n')
+    const doc = parse(r.stdout) as { root: { inputDefinitions: { parameters: Record<string, { defaultValue?: unknown }> }; dag: { tasks: Record<string, unknown> } } }
+    expect(Object.keys(doc.root.dag.tasks).sort()).toEqual(['end', 'start'])
+    expect(doc.root.inputDefinitions.parameters.code_url?.defaultValue).toBe('https://example.com/flows/params_flow.py')
+
+    // Without --code-url the flow's folder is packaged into the datastore: a mounted one, pinned by its sha256.
+    const data = await dataDir()
+    const packaged = await generate(['--datastore-root', join(data, '.metaflow'), '--output', join(data, 'pipeline.yaml')], ['-v', `${data}:${data}`])
+    expect(packaged.code, packaged.stderr).toBe(0)
+    const text = readFileSync(join(data, 'pipeline.yaml'), 'utf8')
+    const url = (parse(text) as typeof doc).root.inputDefinitions.parameters.code_url?.defaultValue as string
+    expect(url).toMatch(new RegExp(`^file://${data}/\\.metaflow/ParamsFlow/kfp-code/([0-9a-f]{64})\\.tar\\.gz$`))
+    const sha = createHash('sha256').update(readFileSync(url.slice('file://'.length))).digest('hex')
+    expect(url).toContain(sha)
+    expect(text).toContain(sha)
   })
 
   it('bakes the pinned Metaflow and boto3, runs as a non-root user and labels its version', async () => {
