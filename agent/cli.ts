@@ -62,6 +62,8 @@ function taskOptions(y: Argv) {
     .option('output', { type: 'string', array: true, default: [], group: 'Outputs:', describe: `write one output to a path, NAME=PATH (repeatable; ${OUTPUT_NAMES.join(', ')})` })
     .option('work-dir', { type: 'string', group: 'Process:', describe: 'the folder the task makes its own work folder in (default: the temp dir); nothing else in it is touched' })
     .option('keep-work-dir', { type: 'boolean', default: false, group: 'Process:', describe: "keep the task's work folder instead of removing it at the end" })
+    .option('branch', { type: 'string', group: 'Task:', describe: "@project's branch, passed to Metaflow as --branch (as generate writes it)" })
+    .option('production', { type: 'boolean', default: false, group: 'Task:', describe: "@project's production branch, passed to Metaflow as --production" })
     .option('grace-period', { type: 'number', default: DEFAULTS.graceMs / 1000, group: 'Process:', describe: 'seconds between forwarding SIGTERM and sending SIGKILL (0 to 86400)' })
 }
 
@@ -116,7 +118,9 @@ export function buildParser(argv: readonly string[]) {
         .option('output', { type: 'string', group: 'Pipeline:', describe: 'write to this file (atomically) instead of stdout' })
         .option('name', { type: 'string', group: 'Pipeline:', describe: 'the pipeline name (default: metaflow-<flow name>)' })
         .option('python', { type: 'string', default: DEFAULTS.python, group: 'Pipeline:', describe: 'the Python interpreter with Metaflow that reads the flow' })
-        .option('param', { type: 'string', array: true, default: [], group: 'Pipeline:', describe: "a parameter's default in the pipeline, NAME=VALUE (repeatable)" })
+        .option('param', { type: 'string', array: true, default: [], group: 'Pipeline:', describe: "a parameter's default in the pipeline, NAME=VALUE (repeatable); for an IncludeFile, a file to store" })
+        .option('branch', { type: 'string', group: 'Pipeline:', describe: "@project's branch for every task, as python flow.py --branch NAME (default: the user's branch, user.<name>)" })
+        .option('production', { type: 'boolean', default: false, group: 'Pipeline:', describe: "@project's production branch for every task, as python flow.py --production" })
         .example('$0 generate flow.py --code-url https://example.com/flow.py --output flow.kfp.yaml', 'a KFP v2 pipeline for flow.py')
         .example('$0 generate flow.py --code-url … --format argo', 'the same as an Argo Workflow, on stdout'),
     )
@@ -211,6 +215,8 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
     outputs: (a.output as string[]).map(parseOutput),
     workDir: a.workDir as string | undefined,
     keepWorkDir: a.keepWorkDir as boolean,
+    branch: checkBranch(a.branch),
+    production: (a.production as boolean | undefined) ?? false,
     graceMs: seconds('--grace-period', a.gracePeriod, true),
   }
   if (command === 'init') return { kind: 'run', flags, config: { ...base, command: 'init', taskId: a.taskId as string | undefined } }
@@ -282,8 +288,20 @@ function generateConfig(a: Record<string, unknown>): GenerateConfig {
     python: a.python as string,
     params: parseParams(a.param as string[], undefined),
     name: a.name as string | undefined,
+    branch: checkBranch(a.branch),
+    production: (a.production as boolean | undefined) ?? false,
     flags: settingFlags(a),
   }
+}
+
+/** @project's branch name rule (project_decorator.format_name), checked before anything runs. */
+function checkBranch(v: unknown): string | undefined {
+  if (v === undefined) return undefined
+  const branch = String(v)
+  if (!/^[a-z0-9_]{1,128}$/.test(branch)) {
+    throw usageError(`failed to accept --branch ${JSON.stringify(branch)}: Metaflow's @project takes lowercase letters, digits and underscores, at most 128`, 'e.g. --branch my_feature')
+  }
+  return branch
 }
 
 function runLocalConfig(a: Record<string, unknown>): RunLocalConfig {
@@ -380,7 +398,7 @@ function checkTags(tags: string[]): string[] {
   return tags
 }
 
-const BOOLEAN_FLAGS = new Set(['allow-insecure-http', 'keep-work-dir', 'help', 'version', 'wait', 'progress'])
+const BOOLEAN_FLAGS = new Set(['allow-insecure-http', 'keep-work-dir', 'help', 'version', 'wait', 'progress', 'production'])
 
 /**
  * An empty value is always a mistake (an unset pipeline input, usually); yargs would read it as

@@ -38,6 +38,9 @@ export interface TaskConfig {
   workDir?: string | undefined
   keepWorkDir: boolean
   graceMs: number
+  /** @project's --branch and --production, passed to Metaflow's init and step */
+  branch?: string | undefined
+  production?: boolean | undefined
 }
 
 export interface InitConfig extends TaskConfig {

@@ -30,10 +30,16 @@ export interface FlowStep {
 
 export interface FlowParameter {
   name: string
-  /** str, int, float, bool, JSON, or another type's name */
+  /** str, int, float, bool, JSON, FilePath (an IncludeFile), or another type's name */
   type: string
   required: boolean
-  /** the default as generate evaluated it (a function default called now); JSON defaults as JSON text; null when none */
+  /** whether the flow gives it a default (after Configs resolve): init needs a value only for a required one without */
+  hasDefault: boolean
+  /**
+   * the default as generate evaluated it (a function default called now); JSON defaults as JSON
+   * text; for an IncludeFile, Metaflow's descriptor of the file's content stored in the datastore;
+   * null when none, or when only the parameters were read
+   */
   default: string | number | boolean | null
   help: string | null
   /** IncludeFile and other file parameters */
@@ -45,7 +51,8 @@ export interface FlowInfo {
   file: string
   steps: FlowStep[]
   parameters: FlowParameter[]
-  project: { name: string; branch: string | null; production: boolean } | null
+  /** @project: its name, and the branch Metaflow computes for the --branch/--production given (or the decorator's own) */
+  project: { name: string; branch: string | null; production: boolean; branchName: string; projectFlowName: string } | null
   /** flow-level decorators by name, with their attributes */
   flowDecorators: { name: string; attributes: Record<string, unknown> }[]
   hasConfigs: boolean
@@ -53,7 +60,10 @@ export interface FlowInfo {
 
 // Runs with the user's interpreter: the flow file runs as Metaflow runs it, through its own CLI,
 // with a harmless command, and the script reports the flow class the CLI prepared as one JSON
-// document. The flow's own prints (and Metaflow's) go to stderr so stdout stays JSON.
+// document. The flow's own prints (and Metaflow's) go to stderr so stdout stays JSON. argv[4] is
+// a JSON object of options: what to read (only the parameters, for a step's --param check, or
+// everything, for generate), whether to store IncludeFile defaults in the datastore, values that
+// replace them, and @project's --branch/--production.
 export const FLOW_READER_PY = String.raw`
 import json, os, sys
 out = sys.stdout
@@ -61,6 +71,8 @@ sys.stdout = sys.stderr
 path = os.path.abspath(sys.argv[1])
 wanted = sys.argv[2] or None
 ds_type = sys.argv[3]
+opts = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+only_parameters = opts.get("only") == "parameters"
 sys.path.insert(0, os.path.dirname(path))
 
 def fail(kind, message):
@@ -70,18 +82,19 @@ def fail(kind, message):
 
 try:
     import types
-    from metaflow import FlowSpec
+    from metaflow import FlowSpec, current
     from metaflow import parameters as mf_parameters
 except Exception as e:
     fail("metaflow", "%s: %s" % (type(e).__name__, e))
 
-# Metaflow's own CLI reads the flow: it processes Configs, flow and step mutators and the
-# parameters' kwargs exactly as for a run. Its output-raw command is swapped for one that keeps
-# what the CLI built, so nothing runs and nothing is printed.
+# Metaflow's own CLI reads the flow: it processes Configs, flow and step mutators, @project's
+# branch and the parameters' kwargs exactly as for a run. Its output-raw command is swapped for
+# one that keeps what the CLI built, so nothing runs and nothing is printed.
 captured = {}
 def _capture(*args, **kwargs):
     from metaflow._vendor import click
     captured["cls"] = click.get_current_context().obj.flow.__class__
+    captured["project"] = {k: getattr(current, k, None) for k in ("project_name", "branch_name", "project_flow_name", "is_production")}
 _flowspec_init = FlowSpec.__init__
 def _init(self, use_cli=True):
     if use_cli:
@@ -95,7 +108,10 @@ def _init(self, use_cli=True):
         command.callback = _capture
     _flowspec_init(self, use_cli)
 FlowSpec.__init__ = _init
-sys.argv = [path, "--quiet", "output-raw"]
+# --branch and --production exist only for a flow with @project: Metaflow refuses them otherwise,
+# and checks the branch name, as for a run.
+top = (["--branch", opts["branch"]] if opts.get("branch") else []) + (["--production"] if opts.get("production") else [])
+sys.argv = [path, "--quiet"] + top + ["output-raw"]
 try:
     # A real __main__ module, as python FLOW.py has: Config expressions and FlowGraph's source
     # lookups go through sys.modules[cls.__module__].
@@ -131,11 +147,28 @@ if mf_parameters.context_proto is None:
     class _Datastore(object):
         TYPE = ds_type
     mf_parameters.set_parameter_context(cls.__name__, lambda *a, **k: None, _Datastore, {})
+# The datastore the pipeline's tasks use, which may not be the one Metaflow's CLI defaults to here:
+# deploy-time functions see it, and IncludeFile stores its file with that datastore's client.
+mf_parameters.context_proto = mf_parameters.context_proto._replace(ds_type=ds_type)
 
-from metaflow.parameters import deploy_time_eval
-from metaflow.includefile import FilePathClass
-from metaflow.plugins.timeout_decorator import get_run_time_limit_for_task
+from metaflow.parameters import DeployTimeField, deploy_time_eval
+from metaflow.includefile import FilePathClass, IncludeFile
 
+def store_file(p, t, value):
+    # What argo-workflows create does with an IncludeFile's default: Metaflow uploads the file to
+    # its datastore and the parameter's value becomes the descriptor init resolves.
+    if value is None:
+        return None
+    try:
+        if isinstance(value, DeployTimeField):
+            return deploy_time_eval(value)
+        # a path given to generate with --param: stored as the flow's own default would be
+        ctx = mf_parameters.context_proto._replace(parameter_name=p.name)
+        return IncludeFile._eval_default(t._is_text, t._encoding, str(value))(ctx, True)
+    except BaseException as e:
+        fail("parameters", "parameter %s: failed to store its file in the datastore: %s: %s" % (p.name, type(e).__name__, e))
+
+values = opts.get("values") or {}
 parameters = []
 for var, p in cls._get_parameters():
     if p.IS_CONFIG_PARAMETER:
@@ -147,7 +180,15 @@ for var, p in cls._get_parameters():
     else:
         tname = getattr(t, "__name__", str(t))
     default = p.kwargs.get("default")
-    if not is_file:
+    has_default = default is not None
+    if only_parameters:
+        default = None
+    elif is_file:
+        value = values.get(p.name, default)
+        if value is not None and not opts.get("storeFiles"):
+            fail("parameters", "parameter %s: an IncludeFile's file must be stored in the datastore, and there is none to store it in" % p.name)
+        default = store_file(p, t, value)
+    else:
         try:
             default = deploy_time_eval(default)
         except BaseException as e:
@@ -167,9 +208,16 @@ for var, p in cls._get_parameters():
         except (TypeError, ValueError) as e:
             fail("parameters", "parameter %s: default %r is not a %s" % (p.name, default, tname))
     parameters.append({
-        "name": p.name, "type": tname, "required": bool(p.kwargs.get("required", False)),
-        "default": None if is_file else default, "help": p.kwargs.get("help"), "isFile": is_file,
+        "name": p.name, "type": tname, "required": bool(p.kwargs.get("required", False)), "hasDefault": has_default,
+        "default": default, "help": p.kwargs.get("help"), "isFile": is_file,
     })
+
+if only_parameters:
+    out.write(json.dumps({"flowName": cls.__name__, "file": path, "steps": [], "parameters": parameters, "project": None, "flowDecorators": [], "hasConfigs": has_configs}))
+    out.flush()
+    sys.exit(0)
+
+from metaflow.plugins.timeout_decorator import get_run_time_limit_for_task
 
 steps = []
 for node in cls._graph:
@@ -217,7 +265,12 @@ for name, ds in deco_map.items():
         flow_decos.append({"name": name, "attributes": pod(dict(d.attributes))})
         if name == "project":
             a = d.attributes
-            project = {"name": str(a.get("name")), "branch": a.get("branch"), "production": bool(a.get("production"))}
+            seen = captured.get("project") or {}
+            project = {
+                "name": str(a.get("name")), "branch": a.get("branch") or opts.get("branch") or None,
+                "production": bool(a.get("production") or opts.get("production")),
+                "branchName": str(seen.get("branch_name")), "projectFlowName": str(seen.get("project_flow_name")),
+            }
 
 out.write(json.dumps({
     "flowName": cls.__name__, "file": path, "steps": steps, "parameters": parameters,
@@ -233,12 +286,26 @@ export interface ReadFlowOptions {
   /** Metaflow's datastore type, for deploy-time default functions that look at it */
   datastore?: string | undefined
   env: NodeJS.ProcessEnv
+  /** where relative paths in the flow (IncludeFile defaults, Config files) resolve, as for python flow.py */
+  cwd?: string | undefined
   timeoutMs?: number
+  /** read only the parameters (names, types, required, whether they have a default), evaluating nothing: the step's --param check */
+  onlyParameters?: boolean
+  /**
+   * Store each IncludeFile's file (its default, or the path in `values`) in the datastore that
+   * these Metaflow settings name, as argo-workflows create does; its default becomes the descriptor.
+   */
+  storeFiles?: { env: Record<string, string> } | undefined
+  /** values given at generate time (--param): only IncludeFile ones are used here, as paths */
+  values?: Record<string, string> | undefined
+  /** @project's --branch and --production, as the tasks will pass them */
+  branch?: string | undefined
+  production?: boolean | undefined
 }
 
 /** Starts `python -c SCRIPT FLOW` once and returns what Metaflow says about the flow. */
 export async function readFlow(flowFile: string, o: ReadFlowOptions): Promise<FlowInfo> {
-  const file = resolve(flowFile)
+  const file = resolve(o.cwd ?? '.', flowFile)
   // Metaflow's CLI makes a local datastore folder (./.metaflow) when it finds none: give it a
   // throwaway one, so reading a flow leaves nothing behind.
   const scratch = await mkdtemp(join(tmpdir(), 'metaflow-kfp-read-'))
@@ -253,8 +320,14 @@ async function readWith(file: string, flowFile: string, o: ReadFlowOptions, scra
   const { code, stdout, stderr, spawnError } = await new Promise<{ code: number | null; stdout: string; stderr: string; spawnError?: NodeJS.ErrnoException }>((done) => {
     execFile(
       o.python,
-      ['-c', FLOW_READER_PY, file, o.flowName ?? '', o.datastore ?? 'local'],
-      { env: { ...o.env, PYTHONDONTWRITEBYTECODE: '1', METAFLOW_USER: o.env.METAFLOW_USER ?? 'kfp-user', METAFLOW_DATASTORE_SYSROOT_LOCAL: scratch }, maxBuffer: 64 << 20, timeout: o.timeoutMs ?? 120_000, killSignal: 'SIGKILL' },
+      ['-c', FLOW_READER_PY, file, o.flowName ?? '', o.datastore ?? 'local', JSON.stringify(scriptOptions(o))],
+      {
+        cwd: o.cwd,
+        env: { ...o.env, ...(o.storeFiles?.env ?? {}), PYTHONDONTWRITEBYTECODE: '1', METAFLOW_USER: o.env.METAFLOW_USER ?? 'kfp-user', METAFLOW_DATASTORE_SYSROOT_LOCAL: scratch },
+        maxBuffer: 64 << 20,
+        timeout: o.timeoutMs ?? 120_000,
+        killSignal: 'SIGKILL',
+      },
       (err, out, errOut) => {
         const e = err as (NodeJS.ErrnoException & { code?: unknown }) | null
         if (e && typeof e.code === 'string') return done({ code: null, stdout: out, stderr: errOut, spawnError: e })
@@ -276,10 +349,24 @@ async function readWith(file: string, flowFile: string, o: ReadFlowOptions, scra
     if (doc && doc.error !== undefined) {
       // Metaflow's CLI printed why it refused the flow (a lint error, a Config it cannot read): its last line says it.
       if (doc.error === 'refused' && last) doc.message = `${doc.message}: ${last}`
+      const option = /no such option: (--branch|--production)/.exec(last)?.[1]
+      if (doc.error === 'refused' && option !== undefined) {
+        throw new AgentError('usage', `failed to read the flow ${flowFile} with ${option}: the flow has no @project, the decorator that option belongs to`, { hint: `add @project(name=...) to the flow, or leave ${option} out` })
+      }
       const hint = doc.error === 'metaflow' ? `install Metaflow for ${o.python}, or pass --python` : doc.error === 'flow' ? 'name the FlowSpec class with --flow-name' : 'run python FLOW.py show to see what Metaflow says'
       throw new AgentError('usage', `failed to read the flow ${flowFile}: ${doc.message}`, { hint })
     }
     throw new AgentError('usage', `failed to read the flow ${flowFile}: ${o.python} exited with ${code ?? 'a signal'}${last ? `: ${last}` : ''}`, { hint: 'run python FLOW.py show to see what Metaflow says' })
   }
   return doc as FlowInfo
+}
+
+function scriptOptions(o: ReadFlowOptions): Record<string, unknown> {
+  return {
+    only: o.onlyParameters ? 'parameters' : 'all',
+    storeFiles: o.storeFiles !== undefined,
+    values: o.values ?? {},
+    branch: o.branch ?? null,
+    production: o.production ?? false,
+  }
 }

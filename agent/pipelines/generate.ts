@@ -33,6 +33,9 @@ export interface GenerateConfig {
   /** NAME=VALUE: a parameter's default in the pipeline, instead of the flow's */
   params: Record<string, string>
   name?: string | undefined
+  /** @project's --branch and --production, carried to every task */
+  branch?: string | undefined
+  production?: boolean | undefined
   flags: SettingFlags
 }
 
@@ -54,7 +57,13 @@ export async function runGenerate(cfg: GenerateConfig, io: Io): Promise<number> 
     flowName: cfg.flowName,
     datastore: settings.values.METAFLOW_DEFAULT_DATASTORE.value,
     env: io.env,
+    cwd: io.cwd,
+    storeFiles: fileStore(cfg, settings, io),
+    values: cfg.params,
+    branch: cfg.branch,
+    production: cfg.production,
   })
+  for (const p of flow.parameters) if (p.isFile && typeof p.default === 'string') io.log(`stored the file of IncludeFile ${p.name} at ${includedUrl(p.default)}`)
   let code: Pick<GenerateConfig, 'codeUrl' | 'packageFlowFile'> & { codeSha256?: string | undefined } = { codeUrl: cfg.codeUrl, packageFlowFile: cfg.packageFlowFile }
   if (cfg.codeUrl === undefined) {
     // No URL: the flow's folder becomes a package in the datastore, pinned by its sha256.
@@ -75,7 +84,7 @@ export async function runGenerate(cfg: GenerateConfig, io: Io): Promise<number> 
 /** The pipeline text for a flow Metaflow described: pure, for tests. */
 export function generateText(
   flow: FlowInfo,
-  cfg: Pick<GenerateConfig, 'format' | 'codeUrl' | 'packageFlowFile' | 'params' | 'name' | 'flowFile'> & { codeSha256?: string | undefined },
+  cfg: Pick<GenerateConfig, 'format' | 'codeUrl' | 'packageFlowFile' | 'params' | 'name' | 'flowFile' | 'branch' | 'production'> & { codeSha256?: string | undefined },
   env: Record<string, string>,
   image: string,
 ): string {
@@ -89,6 +98,7 @@ export function generateText(
     env,
     command: IMAGE_COMMAND,
     header: headerOf(plan, flow, cfg),
+    topLevel: [...(cfg.branch !== undefined ? ['--branch', cfg.branch] : []), ...(cfg.production ? ['--production'] : [])],
   }
   checkName(o.name, cfg.format)
   return cfg.format === 'kfp' ? writeKfp(plan, o) : writeArgo(plan, o)
@@ -112,6 +122,34 @@ async function packageIntoDatastore(flowFile: string, flowName: string, cfg: Gen
     maxAttempts: 3,
   })
   return storeCodePackage(flowFile, flowName, store, (key) => `${root.replace(/\/+$/, '')}/${key}`)
+}
+
+/**
+ * Where IncludeFile defaults go: Metaflow's own place in the datastore (`<root>/data/<Flow>/<sha1>`),
+ * as METAFLOW_DATATOOLS_* settings for the reader's Python. Undefined when S3 has no root.
+ */
+function fileStore(cfg: GenerateConfig, settings: ResolvedSettings, io: Io): { env: Record<string, string> } | undefined {
+  if (settings.values.METAFLOW_DEFAULT_DATASTORE.value !== 's3') {
+    return { env: { METAFLOW_DATATOOLS_LOCALROOT: join(resolveLocalDatastoreRoot(cfg.flags.datastoreRoot, io), 'data') } }
+  }
+  const root = settings.values.METAFLOW_DATASTORE_SYSROOT_S3.value
+  if (!root) return undefined
+  const env: Record<string, string> = { METAFLOW_DATASTORE_SYSROOT_S3: root, METAFLOW_DATATOOLS_S3ROOT: `${root.replace(/\/+$/, '')}/data` }
+  const endpoint = settings.values.METAFLOW_S3_ENDPOINT_URL.value
+  if (endpoint) env.METAFLOW_S3_ENDPOINT_URL = endpoint
+  const region = settings.values.METAFLOW_AWS_S3_REGION.value
+  if (region && !io.env.AWS_REGION && !io.env.AWS_DEFAULT_REGION) env.AWS_DEFAULT_REGION = region
+  return { env }
+}
+
+/** The URL inside Metaflow's IncludeFile descriptor, for the log line. */
+function includedUrl(descriptor: string): string {
+  try {
+    const url = (JSON.parse(descriptor) as { url?: unknown }).url
+    return typeof url === 'string' ? url : descriptor
+  } catch {
+    return descriptor
+  }
 }
 
 function imageOf(cfg: GenerateConfig, env: NodeJS.ProcessEnv): string {
@@ -145,7 +183,8 @@ function withDefaults(params: readonly FlowParameter[], given: Record<string, st
   }
   return params.map((p) => {
     const text = given[p.name]
-    if (text === undefined) return p
+    // An IncludeFile's value given here is a file the flow reader already stored; its default is the descriptor.
+    if (text === undefined || p.isFile) return p
     return { ...p, default: typed(text, p) }
   })
 }

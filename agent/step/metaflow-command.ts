@@ -8,6 +8,9 @@ export interface TopLevel {
   datastore: Datastore
   datastoreRoot: string
   metadata?: string | undefined
+  /** @project's branch options, top-level options of every Metaflow command */
+  branch?: string | undefined
+  production?: boolean | undefined
 }
 
 export function topLevelArgs(t: TopLevel): string[] {
@@ -18,6 +21,8 @@ export function topLevelArgs(t: TopLevel): string[] {
     `--datastore=${t.datastore}`,
     `--datastore-root=${t.datastoreRoot}`,
     ...(t.metadata ? [`--metadata=${t.metadata}`] : []),
+    ...(t.branch !== undefined ? [`--branch=${t.branch}`] : []),
+    ...(t.production ? ['--production'] : []),
   ]
 }
 

@@ -14,8 +14,8 @@ import { cardSetup, openStore, resolveDatastoreRoot } from '../datastore/datasto
 import { AgentError, describeError } from '../errors.js'
 import { findFlowName } from './flow-file.js'
 import { initArgs, initParamEnv, initParamVar, paramKey, stepArgs, stepEnv } from './metaflow-command.js'
-import { readFlowInfo } from './flow-params.js'
-import type { FlowInfo } from './flow-params.js'
+import { readFlow } from '../pipelines/flow-reader.js'
+import type { FlowInfo } from '../pipelines/flow-reader.js'
 import type { TopLevel } from './metaflow-command.js'
 import { outputValues, wantsSwitchStep, writeOutputs } from './outputs.js'
 import { placementInputPaths } from './placement.js'
@@ -377,7 +377,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     code,
     flow,
     store: openStore(cfg.datastore, datastoreRoot, aws.store),
-    top: { flowPath: code.flowPath, datastore: cfg.datastore, datastoreRoot, metadata: cfg.metadata },
+    top: { flowPath: code.flowPath, datastore: cfg.datastore, datastoreRoot, metadata: cfg.metadata, branch: cfg.branch, production: cfg.production },
     // The credentials stage: from here on the step gets the role from the agent's endpoint.
     // cardSetup makes @card write under the datastore root, not in the work dir.
     env: { ...(await staged(io.timings, 'credentials', aws.stepEnv(env, work))), ...(await staged(io.timings, 'cards', cardSetup(cfg.datastore, datastoreRoot, code.codeDir, io.env))) },
@@ -417,7 +417,18 @@ async function initIfNeeded(cfg: TaskConfig, p: Prepared, taskId: string, io: Io
 async function checkParamNames(cfg: TaskConfig, p: Prepared, io: Io): Promise<void> {
   let info: FlowInfo
   try {
-    info = await readFlowInfo({ python: p.python, flowPath: p.code.flowPath, flowName: p.flow, env: p.env })
+    // generate's reader, asked for the parameters only: one Python start, through Metaflow's CLI, so
+    // Configs resolve into defaults and required-ness as init will see them.
+    info = await readFlow(p.code.flowPath, {
+      python: p.python,
+      flowName: cfg.flowName,
+      datastore: cfg.datastore,
+      env: p.env,
+      cwd: p.code.codeDir,
+      onlyParameters: true,
+      branch: cfg.branch,
+      production: cfg.production,
+    })
   } catch (err) {
     io.log(`warning: could not list the flow's parameters, so init checks them itself: ${describeError(err)}`)
     return
@@ -431,7 +442,8 @@ async function checkParamNames(cfg: TaskConfig, p: Prepared, io: Io): Promise<vo
     throw new AgentError('usage', `failed to accept parameter ${name}: ${p.flow} has no parameter of that name; ${has}`, { hint })
   }
   const given = new Set(Object.keys(cfg.params).map(paramKey))
-  const missing = info.parameters.filter((q) => q.required && !given.has(paramKey(q.name)) && !p.env[initParamVar(q.name)]).map((q) => q.name)
+  // click asks for a required option only when it has no default (a function default counts).
+  const missing = info.parameters.filter((q) => q.required && !q.hasDefault && !given.has(paramKey(q.name)) && !p.env[initParamVar(q.name)]).map((q) => q.name)
   if (missing.length > 0) {
     throw new AgentError('usage', `failed to initialise run ${cfg.runId}: ${p.flow} requires ${missing.join(', ')}`, { hint: 'pass each as --param NAME=VALUE' })
   }

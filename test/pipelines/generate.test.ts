@@ -6,7 +6,8 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { agentEnv, runAgent } from '../helpers/agent-process'
-import { FIXTURE_FLOWS, FLOWS, REPO } from '../helpers/paths'
+import { FIXTURE_FLOWS, FLOWS, PYTHON, REPO } from '../helpers/paths'
+import { MOTO_KEYS, makeBucket, startMoto } from '../helpers/moto'
 import { argoLint, kfpCheck } from '../helpers/template-checks'
 import { useTempDir } from '../helpers/temp-dir'
 import { argoWiring, kfpWiring, metaflowGraph, wiringProblems } from '../helpers/template-wiring'
@@ -16,7 +17,7 @@ import { generate, generateFile } from './generate-checks'
 const TEMPLATES = resolve(REPO, 'pipeline-templates')
 const CORPUS = join(FIXTURE_FLOWS, 'generate')
 const TEMPLATE_FLOWS = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_foreach_flow', 'params_flow']
-const SHAPES = ['nested_branch_flow', 'triple_foreach_flow', 'foreach_in_branch_flow', 'branch_in_foreach_flow', 'linear_flow', 'config_flow']
+const SHAPES = ['nested_branch_flow', 'triple_foreach_flow', 'foreach_in_branch_flow', 'branch_in_foreach_flow', 'linear_flow', 'config_flow', 'include_file_flow', 'project_flow', 'card_flow']
 
 type Obj = Record<string, any>
 
@@ -66,8 +67,9 @@ describe('metaflow-kfp generate', () => {
       for (const flow of [...SHAPES, ...TEMPLATE_FLOWS]) {
         const file = existsSync(join(CORPUS, `${flow}.py`)) ? join(CORPUS, `${flow}.py`) : join(FLOWS, `${flow}.py`)
         const graph = await metaflowGraph(file)
-        const kfp = await generateFile(file, join(dir, `${flow}.kfp.yaml`), ['--code-url', `file://${file}`])
-        const argo = await generateFile(file, join(dir, `${flow}.argo.yaml`), ['--code-url', `file://${file}`, '--format', 'argo'])
+        const code = ['--code-url', `file://${file}`, '--datastore-root', join(dir, '.metaflow')]
+        const kfp = await generateFile(file, join(dir, `${flow}.kfp.yaml`), code)
+        const argo = await generateFile(file, join(dir, `${flow}.argo.yaml`), [...code, '--format', 'argo'])
         expect(wiringProblems(kfpWiring(kfp), graph), `${flow} kfp`).toEqual([])
         expect(wiringProblems(argoWiring(argo), graph), `${flow} argo`).toEqual([])
         kfpFiles.push(join(dir, `${flow}.kfp.yaml`))
@@ -232,11 +234,87 @@ describe('metaflow-kfp generate', () => {
     })
   })
 
+  describe('stores an IncludeFile in the datastore, as argo-workflows create does', () => {
+    const flow = join(CORPUS, 'include_file_flow.py')
+
+    it("makes each IncludeFile input default to Metaflow's descriptor of the default file stored in the local datastore, where generate used to refuse the flow", async () => {
+      const dir = tempDir()
+      const root = join(dir, '.metaflow')
+      const kfp = parse(await generateFile(flow, join(dir, 'p.yaml'), ['--datastore-root', root, '--code-url', `file://${flow}`])) as Obj
+      const params = kfp.root.inputDefinitions.parameters
+      expect(params.notes).toMatchObject({ parameterType: 'STRING', isOptional: true, description: 'a text file' })
+      const notes = JSON.parse(params.notes.defaultValue as string)
+      const blob = JSON.parse(params.blob.defaultValue as string)
+      expect(notes).toMatchObject({ type: 'uploader-v2', 'sub-type': 'uploaded', is_text: true })
+      expect(blob).toMatchObject({ type: 'uploader-v2', is_text: false })
+      expect(notes.url).toMatch(new RegExp(`^local://${root}/data/IncludeFileFlow/[0-9a-f]{40}$`))
+      // Metaflow's own loader reads back exactly the files' content.
+      expect(includedContent(params.notes.defaultValue)).toBe(readFileSync(join(CORPUS, 'include_notes.txt')).toString('hex'))
+      expect(includedContent(params.blob.defaultValue)).toBe(readFileSync(join(CORPUS, 'include_blob.bin')).toString('hex'))
+      const argo = parse(await generateFile(flow, join(dir, 'a.yaml'), ['--datastore-root', root, '--code-url', `file://${flow}`, '--format', 'argo'])) as Obj
+      expect(argo.spec.arguments.parameters.find((p: Obj) => p.name === 'blob').value).toBe(params.blob.defaultValue)
+    })
+
+    it('stores the file --param names instead of the default, and refuses a file that is not there with one line', async () => {
+      const dir = tempDir()
+      writeFileSync(join(dir, 'other.txt'), 'other notes\n')
+      const root = join(dir, '.metaflow')
+      const kfp = parse(await generateFile(flow, join(dir, 'p.yaml'), ['--datastore-root', root, '--code-url', `file://${flow}`, '--param', 'notes=other.txt'], { cwd: dir })) as Obj
+      expect(includedContent(kfp.root.inputDefinitions.parameters.notes.defaultValue)).toBe(Buffer.from('other notes\n').toString('hex'))
+      const r = await generate(flow, ['--datastore-root', root, '--code-url', `file://${flow}`, '--param', 'notes=missing.txt', '--output', join(dir, 'q.yaml')], { cwd: dir })
+      expect(r.code).toBe(64)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).toMatch(/failed to read the flow .*: parameter notes: failed to store its file in the datastore: .*could not open file 'missing\.txt'/)
+      expect(existsSync(join(dir, 'q.yaml'))).toBe(false)
+    })
+
+    it("stores it on S3 with the user's own credentials, where Metaflow's loader reads it", async () => {
+      const moto = await startMoto()
+      try {
+        await makeBucket(moto.endpoint, 'include-bucket')
+        const dir = tempDir()
+        const r = await generate(flow, ['--datastore', 's3', '--datastore-root', 's3://include-bucket/mf', '--s3-endpoint-url', moto.endpoint, '--code-url', 'https://example.com/f.py', '--output', join(dir, 'p.yaml')], { env: { ...MOTO_KEYS } })
+        expect(r.stderr).not.toMatch(/error/)
+        expect(r.code).toBe(0)
+        const notes = (parse(readFileSync(join(dir, 'p.yaml'), 'utf8')) as Obj).root.inputDefinitions.parameters.notes.defaultValue as string
+        expect(JSON.parse(notes).url).toMatch(/^s3:\/\/include-bucket\/mf\/data\/IncludeFileFlow\/[0-9a-f]{40}$/)
+        expect(includedContent(notes, { METAFLOW_S3_ENDPOINT_URL: moto.endpoint, ...MOTO_KEYS })).toBe(readFileSync(join(CORPUS, 'include_notes.txt')).toString('hex'))
+      } finally {
+        await moto.stop()
+      }
+    }, 120_000)
+  })
+
+  describe("carries @project's branch to every task", () => {
+    const flow = join(CORPUS, 'project_flow.py')
+
+    it('passes --branch and --production on to every task, as argo-workflows create does', async () => {
+      const dir = tempDir()
+      const kfp = parse(await generateFile(flow, join(dir, 'p.yaml'), ['--branch', 'feature_x'])) as Obj
+      for (const e of Object.values(kfp.deploymentSpec.executors) as Obj[]) {
+        const args = e.container.args as string[]
+        expect(args[args.indexOf('--branch') + 1]).toBe('feature_x')
+      }
+      const argo = parse(await generateFile(flow, join(dir, 'a.yaml'), ['--production', '--format', 'argo'])) as Obj
+      for (const t of (argo.spec.templates as Obj[]).filter((x) => x.container)) expect(t.container.args).toContain('--production')
+      const plain = parse(await generateFile(flow, join(dir, 'q.yaml'))) as Obj
+      expect(JSON.stringify(plain)).not.toMatch(/--branch|--production/)
+    })
+
+    it('refuses --branch for a flow without @project, and a branch name Metaflow refuses, with one line each', async () => {
+      const noProject = await generate(join(FLOWS, 'hello_flow.py'), ['--branch', 'x'])
+      expect(noProject.code).toBe(64)
+      expect(noProject.stderr.trim()).toMatch(/^metaflow-kfp: error: failed to read the flow .*hello_flow\.py with --branch: the flow has no @project, the decorator that option belongs to \(add @project/)
+      const bad = await generate(flow, ['--branch', 'Feature-X'])
+      expect(bad.code).toBe(64)
+      expect(bad.stderr.trim()).toMatch(/^metaflow-kfp: error: failed to accept --branch "Feature-X": Metaflow's @project takes lowercase letters, digits and underscores/)
+    })
+  })
+
   describe('refuses what it cannot carry, by name, with exit 64', () => {
     it.each([
       ['switch_flow.py', 'failed to generate a pipeline for step start: a switch (self.next({...}, condition=...)) is not supported'],
       ['parallel_flow.py', 'failed to generate a pipeline for step start: self.next(..., num_parallel=N) for @parallel is not supported'],
-      ['include_file_flow.py', 'failed to generate a pipeline for IncludeFileFlow: parameter data is an IncludeFile, which generate does not carry yet'],
     ])('%s', async (file, message) => {
       const dir = tempDir()
       const r = await generate(join(CORPUS, file), ['--output', join(dir, 'p.yaml')])
@@ -305,6 +383,17 @@ describe('metaflow-kfp generate', () => {
     expect(readdirSync(dir)).toEqual([])
   })
 })
+
+/** The content Metaflow's own IncludedFile loader reads from a descriptor, as hex. */
+function includedContent(descriptor: string, env: Record<string, string> = {}): string {
+  const script = [
+    'import json, sys',
+    'from metaflow.includefile import IncludedFile',
+    'v = IncludedFile(json.loads(sys.argv[1])).decode("p")',
+    'sys.stdout.write((v.encode("utf-8") if isinstance(v, str) else v).hex())',
+  ].join('\n')
+  return execFileSync(PYTHON, ['-c', script, descriptor], { encoding: 'utf8', env: { ...agentEnv(env), METAFLOW_DEFAULT_DATASTORE: 'local' } })
+}
 
 function runGenerateWithPython(flow: string, python: string) {
   // --python given twice would be refused; generate() passes the project's, so call the agent directly.

@@ -127,6 +127,39 @@ describe('flow parameters', () => {
     expect(r.stderr).toMatch(/init failed with exit code 1/)
   })
 
+  it("refuses a run without a parameter a Config makes required, which the step's old reader (no Configs) passed on to init", async () => {
+    const dir = tempDir()
+    const flow = join(dir, 'strict_flow.py')
+    writeFileSync(flow, [
+      'from metaflow import Config, FlowSpec, Parameter, config_expr, step',
+      'class StrictFlow(FlowSpec):',
+      '    settings = Config("settings", default_value={"strict": True, "beta": 3})',
+      '    alpha = Parameter("alpha", type=int, required=config_expr("settings.strict"))',
+      '    beta = Parameter("beta", type=int, required=True, default=config_expr("settings.beta"))',
+      '    @step',
+      '    def start(self):',
+      '        self.total = self.alpha + self.beta',
+      '        self.next(self.end)',
+      '    @step',
+      '    def end(self):',
+      '        pass',
+      'if __name__ == "__main__":',
+      '    StrictFlow()',
+      '',
+    ].join('\n'))
+    const refused = await runAgent(['step', 'start', ...common(dir, `file://${flow}`, 'kfp-a'), '--param', 'beta=1'])
+    expectUsageLine(refused, /failed to initialise run kfp-a: StrictFlow requires alpha \(/)
+    expect(existsSync(join(dir, '.metaflow', 'StrictFlow', 'kfp-a'))).toBe(false)
+    // beta is required too, but its Config default satisfies init, as it does python flow.py run.
+    const c = common(dir, `file://${flow}`, 'kfp-b')
+    const start = await runAgent(['step', 'start', ...c, '--param', 'alpha=1'])
+    expect(start.code, start.stderr).toBe(0)
+    expect((await runAgent(['step', 'end', ...c, '--parent', 'start'])).code).toBe(0)
+    const report = await metaflowRun('StrictFlow/kfp-b', localClientEnv(dir))
+    expect(report.successful).toBe(true)
+    expect(report.end.total).toBe(4)
+  }, 120_000)
+
   it('refuses one parameter given twice under two spellings, where the later silently won', async () => {
     const r = await runAgent(['step', 'start', ...common(tempDir(), flowUrl('params_flow.py')), '--param', 'alpha=1', '--param', 'ALPHA=2'])
     expectUsageLine(r, /parameter ALPHA: it is the same parameter as alpha/)
