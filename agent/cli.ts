@@ -124,13 +124,13 @@ export function buildParser(argv: readonly string[]) {
         .example('$0 generate flow.py --code-url https://example.com/flow.py --output flow.kfp.yaml', 'a KFP v2 pipeline for flow.py')
         .example('$0 generate flow.py --code-url … --format argo', 'the same as an Argo Workflow, on stdout'),
     )
-    .command('submit <pipeline>', 'send a KFP v2 pipeline, or a flow (generated first), to KFP as a run; print its URL', (y) =>
+    .command('submit <pipeline>', 'send a KFP v2 pipeline (KFP 2.x), an Argo Workflow (KFP 1.x, v1beta1), or a flow (generated first, in the form the cluster runs) to KFP as a run; print its URL', (y) =>
       kfpOptions(settingOptions(y))
-        .positional('pipeline', { type: 'string', describe: 'a KFP v2 pipeline YAML, or a flow .py file' })
+        .positional('pipeline', { type: 'string', describe: 'a KFP v2 pipeline YAML, an Argo Workflow YAML (for KFP 1.x), or a flow .py file' })
         .option('experiment-name', { type: 'string', group: 'Run:', describe: 'the experiment, created when missing (default: $KF_PIPELINES_DEFAULT_EXPERIMENT_NAME, else Default)' })
         .option('run-name', { type: 'string', group: 'Run:', describe: 'the run name (default: the pipeline name and the time)' })
         .option('pipeline-name', { type: 'string', group: 'Run:', describe: 'upload the pipeline as a new version of this named pipeline (CamelCase becomes kebab-case) and run that version' })
-        .option('param', { type: 'string', array: true, default: [], group: 'Run:', describe: "a pipeline input, NAME=VALUE, typed as the pipeline declares it (repeatable)" })
+        .option('param', { type: 'string', array: true, default: [], group: 'Run:', describe: "a pipeline input, NAME=VALUE, typed as the pipeline declares it (an Argo Workflow's are strings; repeatable)" })
         .option('wait', { type: 'boolean', default: false, group: 'Run:', describe: 'follow the run; exit 0 when it succeeded, 1 failed, 2 canceled or skipped' })
         .option('poll-interval', { type: 'number', default: 5, group: 'Run:', describe: 'seconds between status checks with --wait (0.1 to 3600)' })
         .option('progress', { type: 'boolean', default: false, group: 'Run:', describe: 'print every task state change with --wait even when stderr is not a terminal' })
