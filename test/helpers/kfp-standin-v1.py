@@ -15,14 +15,12 @@ run must name its EXPERIMENT; the filter (v1's `op`) is decoded twice; run.statu
 finished run is never changed (terminating one is refused). Errors come back as KFP 1.8's grpc-gateway
 writes them: {"error", "code", "message", "details"}. There is no /apis/v2beta1 here: Go's plain 404.
 
-CONFIG (JSON): multi_user (bool), credentials (list of {"token"|"cookie", "namespaces"}), outcome
+CONFIG (JSON): multi_user (bool), credentials (list of {"token"|"token_file"|"cookie", "namespaces"}), outcome
 ("Succeeded" or "Failed"), page_size_cap (int), v2_healthz (bool: answer /apis/v2beta1/healthz as a KFP 2.x
 that still serves v1beta1 does), block_v1 (bool: refuse Argo Workflows as KFP 2.16.1+ with BLOCK_V1_PIPELINES).
 Test controls (not KFP's): GET /_standin/log, /_standin/runs, /_standin/pipelines, POST /_standin/faults with
 [{"method", "path", "status"|"reset": true, "count", "after": true}], POST /_standin/config to merge keys into CONFIG.
 """
-import base64
-import datetime
 import json
 import re
 import sys
@@ -34,8 +32,9 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 import kfp_server_api.models as models
 
-# google.rpc.Code -> HTTP status, as grpc-gateway maps them.
-HTTP_OF = {3: 400, 5: 404, 6: 409, 7: 403, 9: 400, 13: 500, 14: 503, 16: 401}
+from kfp_standin_common import HTTP_OF, ApiError, authorize, camel, field, go_query_unescape, matches, multipart, now, public
+import kfp_standin_common as common
+
 # v1's run.status is the Argo Workflow's phase; these never change once reached.
 FINAL = {'Succeeded', 'Failed', 'Error', 'Skipped'}
 # PredicateOp (filter.proto): GREATER_THAN_EQUALS is 5, not 4.
@@ -48,102 +47,15 @@ PREDICATE_FIELDS = {'op': 'op', 'key': 'str', 'int_value': 'int', 'long_value': 
 MAX_PARAMETER_BYTES = 10000
 
 
-class ApiError(Exception):
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def camel(name):
-    head, *rest = name.split('_')
-    return head + ''.join(p[:1].upper() + p[1:] for p in rest)
-
-
 def check(value, typ, where):
-    """Holds one JSON value to a kfp-server-api 1.8.5 model type; raises ApiError(3) as jsonpb would."""
-    def bad(what):
-        raise ApiError(3, f'json: cannot unmarshal {what} into Go value of type {typ} ({where})')
-    if typ in ('str', 'datetime'):
-        if not isinstance(value, str):
-            bad(json.dumps(value))
-    elif typ == 'int':
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r'-?\d+', value))):
-            bad(json.dumps(value))
-    elif typ == 'bool':
-        if not isinstance(value, bool):
-            bad(json.dumps(value))
-    elif typ == 'object':
-        pass
-    elif typ.startswith('list['):
-        if not isinstance(value, list):
-            bad('a non-list')
-        for i, v in enumerate(value):
-            check(v, typ[5:-1], f'{where}[{i}]')
-    elif typ.startswith('dict('):
-        if not isinstance(value, dict):
-            bad('a non-object')
-        inner = typ[typ.index(',') + 1:-1].strip()
-        for k, v in value.items():
-            check(v, inner, f'{where}.{k}')
-    else:
-        cls = getattr(models, typ)
-        allowed = getattr(cls, 'allowable_values', None)
-        if allowed is not None:
-            if isinstance(value, str) and value in allowed:
-                return
-            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(allowed):
-                return
-            bad(json.dumps(value))
-        if typ == 'ProtobufAny':
-            return
-        if not isinstance(value, dict):
-            bad('a non-object')
-        names = {}
-        for attr, key in cls.attribute_map.items():
-            names[key] = attr
-            names[camel(key)] = attr
-        for key, v in value.items():
-            if key not in names:
-                raise ApiError(3, f'unknown field "{key}" in {typ}')
-            if v is not None:
-                check(v, cls.openapi_types[names[key]], f'{where}.{key}')
+    """Holds one JSON value to a kfp-server-api 1.8.5 model type, in jsonpb's words."""
+    common.check(value, typ, where, models, unknown=lambda key, t: f'unknown field "{key}" in {t}',
+                 invalid=lambda t, w, what: f'json: cannot unmarshal {what} into Go value of type {t} ({w})')
 
 
 def enum_name(value, typ):
     allowed = getattr(models, typ).allowable_values
     return allowed[value] if isinstance(value, int) else value
-
-
-def field(obj, name, default=None):
-    """A field read by its proto name or its JSON name, as jsonpb accepts either."""
-    if not isinstance(obj, dict):
-        return default
-    if name in obj:
-        return obj[name]
-    return obj.get(camel(name), default)
-
-
-def go_query_unescape(s):
-    """Go's url.QueryUnescape: '+' is a space, %XX a byte, anything else after % an error."""
-    out = bytearray()
-    i = 0
-    b = s.encode()
-    while i < len(b):
-        c = b[i]
-        if c == ord('%'):
-            h = b[i + 1:i + 3].decode(errors='replace')
-            if len(h) < 2 or not re.fullmatch(r'[0-9a-fA-F]{2}', h):
-                raise ApiError(3, f'Invalid input error: failed to parse valid filter from {s!r}: invalid URL escape "%{h}"')
-            out.append(int(h, 16))
-            i += 3
-        elif c == ord('+'):
-            out.append(0x20)
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return out.decode(errors='replace')
 
 
 def parse_filter(text):
@@ -177,19 +89,6 @@ def parse_filter(text):
     return preds
 
 
-def matches(obj, preds):
-    for key, op, val in preds:
-        if op == 'EQUALS' and obj.get(key) != val:
-            return False
-        if op == 'IS_SUBSTRING' and (val or '') not in (obj.get(key) or ''):
-            return False
-    return True
-
-
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-
-
 def ns_ref(ns):
     return {'key': {'type': 'NAMESPACE', 'id': ns}, 'relationship': 'OWNER'}
 
@@ -212,10 +111,6 @@ class State:
             exp['resource_references'] = [ns_ref(namespace)]
         self.experiments.append(exp)
         return exp
-
-
-def public(obj):
-    return {k: v for k, v in obj.items() if not k.startswith('_') and v is not None}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -313,42 +208,8 @@ def error_body(code, message):
     return {'error': message, 'code': code, 'message': message, 'details': []}
 
 
-def authorize(st, headers, namespace):
-    """KFP's authenticators (a bearer token by TokenReview; a cookie as the Kubeflow login proxy checks it), then
-    SubjectAccessReview of the namespace."""
-    creds = st.config.get('credentials')
-    if not creds:
-        return
-    auth = headers.get('Authorization') or ''
-    cookie = headers.get('Cookie') or ''
-    if not auth and not cookie:
-        raise ApiError(16, 'Unauthenticated: Request header error: there is no user identity header.')
-    for c in creds:
-        ok = ('token' in c and auth == f"Bearer {c['token']}") or ('cookie' in c and c['cookie'] in [p.strip() for p in cookie.split(';')])
-        if ok:
-            if namespace is not None and namespace not in c.get('namespaces', []):
-                raise ApiError(7, f"PermissionDenied: Failed to authorize with API resource references: User 'someone@example.com' is not authorized with reason: (request: &ResourceAttributes{{Namespace:{namespace},Verb:create,Group:pipelines.kubeflow.org,Version:v1beta1,Resource:runs}})")
-            return
-    raise ApiError(16, 'Unauthenticated: Failed to authenticate token review: Review.Status.Authenticated is false')
-
-
 def page(st, items, query, key):
-    size = int(query.get('page_size') or 0) or 10
-    cap = st.config.get('page_size_cap')
-    if cap:
-        size = min(size, cap)
-    start = int(base64.b64decode(query['page_token']).decode()) if query.get('page_token') else 0
-    out = {key: [public(x) for x in items[start:start + size]], 'total_size': len(items)}
-    if start + size < len(items):
-        out['next_page_token'] = base64.b64encode(str(start + size).encode()).decode()
-    return out
-
-
-def multipart(raw, ctype):
-    from email.parser import BytesParser
-    from email.policy import HTTP
-    msg = BytesParser(policy=HTTP).parsebytes(b'Content-Type: ' + ctype.encode() + b'\r\n\r\n' + raw)
-    return {part.get_param('name', header='content-disposition'): (part.get_filename(), part.get_payload(decode=True)) for part in msg.iter_parts()}
+    return common.page(st.config, items, query, key, 10)
 
 
 def validate_workflow(wf, st):
@@ -381,7 +242,7 @@ def route(st, method, path, query, body, headers):
     if path == '/apis/v1beta1/experiments' and method == 'GET':
         if multi and (ref_type != 'NAMESPACE' or not ref_id):
             raise ApiError(3, 'Invalid input error: Invalid resource references for experiment. ListExperiment requires filtering by namespace.')
-        authorize(st, headers, ref_id if multi else None)
+        authorize(st.config, headers, ref_id if multi else None)
         preds = parse_filter(query.get('filter'))
         items = [e for e in st.experiments if (not multi or e['_namespace'] == ref_id) and matches(e, preds)]
         return 200, page(st, items, query, 'experiments')
@@ -401,7 +262,7 @@ def route(st, method, path, query, body, headers):
             if enum_name(field(refs[0], 'relationship'), 'ApiRelationship') != 'OWNER':
                 raise ApiError(3, 'Invalid input error: Unexpected relationship for the experiment. Expected: OWNER.')
             ns = field(key, 'id')
-        authorize(st, headers, ns if multi else None)
+        authorize(st.config, headers, ns if multi else None)
         if any(e['name'] == name and e['_namespace'] == ns for e in st.experiments):
             raise ApiError(6, f'Already exist error: Failed to create a new experiment. The name {name} already exist. Please specify a new name.')
         return 200, public(st.new_experiment(name, ns))
@@ -410,7 +271,7 @@ def route(st, method, path, query, body, headers):
         exp = next((e for e in st.experiments if e['id'] == m.group(1)), None)
         if exp is None:
             raise ApiError(5, f'Failed to get experiment: ResourceNotFoundError: Experiment {m.group(1)} not found.')
-        authorize(st, headers, exp['_namespace'] if multi else None)
+        authorize(st.config, headers, exp['_namespace'] if multi else None)
         return 200, public(exp)
     if path == '/apis/v1beta1/runs' and method == 'POST':
         return 200, create_run(st, body, headers, multi)
@@ -422,7 +283,7 @@ def route(st, method, path, query, body, headers):
                 raise ApiError(5, f'ResourceNotFoundError: Experiment {ref_id} not found.')
         elif multi and (ref_type != 'NAMESPACE' or not ref_id):
             raise ApiError(3, 'Invalid input error: ListRuns must filter by resource reference in multi-user mode.')
-        authorize(st, headers, (exp['_namespace'] if exp else ref_id) if multi else None)
+        authorize(st.config, headers, (exp['_namespace'] if exp else ref_id) if multi else None)
         preds = parse_filter(query.get('filter'))
         items = [r for r in st.runs.values() if (exp is None or r['_experiment'] == exp['id']) and (not multi or exp or r['_namespace'] == ref_id) and matches(r, preds)]
         return 200, page(st, items, query, 'runs')
@@ -431,7 +292,7 @@ def route(st, method, path, query, body, headers):
         run = st.runs.get(m.group(1))
         if run is None:
             raise ApiError(5, f'Failed to get a run: ResourceNotFoundError: Run {m.group(1)} not found.')
-        authorize(st, headers, run['_namespace'] if multi else None)
+        authorize(st.config, headers, run['_namespace'] if multi else None)
         if method == 'POST' and m.group(2):
             if run['status'] not in ('', 'Pending', 'Running'):
                 raise ApiError(3, f"Invalid input error: Failed to terminate run {run['id']}: it is {run['status']}, not running.")
@@ -493,7 +354,7 @@ def create_run(st, body, headers, multi):
             raise ApiError(5, f'ResourceNotFoundError: Experiment {exp_id} not found.')
     else:
         exp = next((e for e in st.experiments if e['name'] == 'Default' and not e['_namespace']), None) or st.new_experiment('Default', '')
-    authorize(st, headers, exp['_namespace'] if multi else None)
+    authorize(st.config, headers, exp['_namespace'] if multi else None)
     # OverrideParameters: a given value replaces the workflow's; a name the workflow lacks is dropped.
     given = {field(p, 'name'): field(p, 'value', '') for p in params}
     effective = {p['name']: given.get(p['name'], p.get('value')) for p in workflow_parameters(wf)}
@@ -581,7 +442,7 @@ def new_version(st, pipeline_id, name, wf, description=''):
 
 def pipelines_route(st, method, path, query, body, headers, multi):
     # KFP 1.8's pipelines are shared: no namespace; any known credential may read and upload them.
-    authorize(st, headers, None)
+    authorize(st.config, headers, None)
     if path == '/apis/v1beta1/pipelines' and method == 'GET':
         preds = parse_filter(query.get('filter'))
         return 200, page(st, [p for p in st.pipelines.values() if matches(p, preds)], query, 'pipelines')

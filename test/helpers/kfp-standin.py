@@ -17,8 +17,6 @@ Test controls (not KFP's): GET /_standin/log, /_standin/runs, /_standin/pipeline
 [{"method", "path", "status"|"reset": true|"delay": seconds, "count", "after": true}] ("after": the request takes effect,
 then the fault is answered), POST /_standin/config to merge keys into CONFIG.
 """
-import base64
-import datetime
 import json
 import re
 import sys
@@ -34,105 +32,17 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 import kfp.components
 import kfp_server_api.models as models
 
-# google.rpc.Code -> HTTP status, as grpc-gateway maps them.
-HTTP_OF = {3: 400, 5: 404, 6: 409, 7: 403, 9: 400, 13: 500, 14: 503, 16: 401}
+from kfp_standin_common import HTTP_OF, ApiError, authorize, field, go_query_unescape, matches, multipart, now, public
+import kfp_standin_common as common
+
 TERMINAL = {'SUCCEEDED', 'SKIPPED', 'FAILED', 'CANCELED'}
 FILTER_OPS = models.V2beta1PredicateOperation.allowable_values
 
 
-class ApiError(Exception):
-    def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def camel(name):
-    head, *rest = name.split('_')
-    return head + ''.join(p[:1].upper() + p[1:] for p in rest)
-
-
 def check(value, typ, where):
-    """Holds one JSON value to a kfp-server-api model type; raises ApiError(3) as protojson would."""
-    def bad(what):
-        raise ApiError(3, f'proto: syntax error: invalid value for {typ} field {where}: {what}')
-    if typ == 'str' or typ == 'datetime':
-        if not isinstance(value, str):
-            bad(json.dumps(value))
-    elif typ == 'int':
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r'-?\d+', value))):
-            bad(json.dumps(value))
-    elif typ == 'bool':
-        if not isinstance(value, bool):
-            bad(json.dumps(value))
-    elif typ == 'object':
-        pass  # google.protobuf.Value / Struct: any JSON; pipeline_spec is checked as the IR later
-    elif typ.startswith('list['):
-        if not isinstance(value, list):
-            bad('not a list')
-        for i, v in enumerate(value):
-            check(v, typ[5:-1], f'{where}[{i}]')
-    elif typ.startswith('dict('):
-        if not isinstance(value, dict):
-            bad('not an object')
-        inner = typ[typ.index(',') + 1:-1].strip()
-        for k, v in value.items():
-            check(v, inner, f'{where}.{k}')
-    else:
-        cls = getattr(models, typ)
-        allowed = getattr(cls, 'allowable_values', None)
-        if allowed is not None:
-            if isinstance(value, str) and value in allowed:
-                return
-            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(allowed):
-                return
-            bad(json.dumps(value))
-        if typ == 'ProtobufAny':
-            return
-        if not isinstance(value, dict):
-            bad('not an object')
-        names = {}
-        for attr, key in cls.attribute_map.items():
-            names[key] = attr
-            names[camel(key)] = attr
-        for key, v in value.items():
-            if key not in names:
-                raise ApiError(3, f'proto: (line 1:1): unknown field "{key}"')
-            if v is not None:
-                check(v, cls.openapi_types[names[key]], f'{where}.{key}')
-
-
-def field(obj, name, default=None):
-    """A field read by its proto name or its JSON name, as protojson accepts either."""
-    if name in obj:
-        return obj[name]
-    return obj.get(camel(name), default)
-
-
-def go_query_unescape(s):
-    """Go's url.QueryUnescape: '+' is a space, %XX a byte, anything else after % an error."""
-    out = bytearray()
-    i = 0
-    b = s.encode()
-    while i < len(b):
-        c = b[i]
-        if c == ord('%'):
-            h = b[i + 1:i + 3].decode(errors='replace')
-            if len(h) < 2 or not re.fullmatch(r'[0-9a-fA-F]{2}', h):
-                raise ApiError(3, f'Invalid input error: failed to decode the filter: invalid URL escape "%{h}"')
-            out.append(int(h, 16))
-            i += 3
-        elif c == ord('+'):
-            out.append(0x20)
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return out.decode(errors='replace')
-
-
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    """Holds one JSON value to a kfp-server-api 2.x model type, in protojson's words (DiscardUnknown false)."""
+    common.check(value, typ, where, models, unknown=lambda key, t: f'proto: (line 1:1): unknown field "{key}"',
+                 invalid=lambda t, w, what: f'proto: syntax error: invalid value for {t} field {w}: {what}')
 
 
 class State:
@@ -246,38 +156,6 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(404, {})
 
 
-def authorize(st, headers, namespace):
-    """KFP's two authenticators (user header or TokenReview of a bearer token), with a cookie as the
-    Kubeflow login proxy checks it; then SubjectAccessReview of the namespace."""
-    creds = st.config.get('credentials')
-    if not creds:
-        return
-    auth = headers.get('Authorization') or ''
-    cookie = headers.get('Cookie') or ''
-    if not auth and not cookie:
-        raise ApiError(16, 'Unauthenticated: Request header error: there is no user identity header.: Request header error: there is no user identity header.')
-    for c in creds:
-        ok = False
-        if 'token' in c:
-            ok = auth == f"Bearer {c['token']}"
-        elif 'token_file' in c:
-            # Like a projected ServiceAccount token: the file's current token is valid, and so are the
-            # ones it held before (a rotated token stays valid until it expires).
-            try:
-                with open(c['token_file']) as f:
-                    c.setdefault('_seen', set()).add(f.read().strip())
-            except OSError:
-                pass
-            ok = auth.startswith('Bearer ') and auth[7:] in c.get('_seen', set())
-        elif 'cookie' in c:
-            ok = c['cookie'] in [p.strip() for p in cookie.split(';')]
-        if ok:
-            if namespace is not None and namespace not in c.get('namespaces', []):
-                raise ApiError(7, f"PermissionDenied: User 'system:serviceaccount:someone:default-editor' is not authorized with reason: (request: &ResourceAttributes{{Namespace:{namespace},Verb:create,Group:pipelines.kubeflow.org,Version:v1beta1,Resource:runs}})")
-            return
-    raise ApiError(16, 'Unauthenticated: Failed to authenticate token review: Review.Status.Authenticated is false')
-
-
 def parse_filter(text):
     """The filter as KFP reads it: the gateway decoded the query once, KFP decodes it again, then protojson."""
     if not text:
@@ -296,36 +174,8 @@ def parse_filter(text):
     return preds
 
 
-def matches(obj, preds):
-    for key, op, val in preds:
-        if op == 'EQUALS' and obj.get(key) != val:
-            return False
-        if op == 'IS_SUBSTRING' and (val or '') not in (obj.get(key) or ''):
-            return False
-    return True
-
-
 def page(st, items, query, key):
-    size = int(query.get('page_size') or 0) or 20
-    cap = st.config.get('page_size_cap')
-    if cap:
-        size = min(size, cap)
-    start = int(base64.b64decode(query['page_token']).decode()) if query.get('page_token') else 0
-    out = {key: items[start:start + size], 'total_size': len(items)}
-    if start + size < len(items):
-        out['next_page_token'] = base64.b64encode(str(start + size).encode()).decode()
-    return out
-
-
-def multipart(raw, ctype):
-    """The form fields of a multipart body: name -> (filename, bytes)."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-    msg = BytesParser(policy=HTTP).parsebytes(b'Content-Type: ' + ctype.encode() + b'\r\n\r\n' + raw)
-    out = {}
-    for part in msg.iter_parts():
-        out[part.get_param('name', header='content-disposition')] = (part.get_filename(), part.get_payload(decode=True))
-    return out
+    return common.page(st.config, items, query, key, 20)
 
 
 PIPELINE_NAME = re.compile(r'^[a-z0-9][a-z0-9-]{0,127}$')
@@ -359,13 +209,13 @@ def pipelines_route(st, method, path, query, body, headers, multi):
     ns = query.get('namespace', '') if multi else ''
     m = re.fullmatch(r'/apis/v2beta1/pipelines/names/([^/]+)', path)
     if m and method == 'GET':
-        authorize(st, headers, ns or None if multi else None)
+        authorize(st.config, headers, ns or None if multi else None)
         p = next((p for p in st.pipelines.values() if p['name'] == m.group(1) and p['namespace'] == ns), None)
         if p is None:
             raise ApiError(5, f'Failed to get a pipeline by name: ResourceNotFoundError: Pipeline {m.group(1)} not found')
         return 200, p
     if path == '/apis/v2beta1/pipelines/upload' and method == 'POST':
-        authorize(st, headers, ns or None if multi else None)
+        authorize(st.config, headers, ns or None if multi else None)
         spec = uploaded_spec(body)
         name = query.get('name') or check_spec(spec)['pipelineInfo']['name']
         if not PIPELINE_NAME.fullmatch(name):
@@ -380,7 +230,7 @@ def pipelines_route(st, method, path, query, body, headers, multi):
         p = st.pipelines.get(query.get('pipelineid', ''))
         if p is None:
             raise ApiError(5, f"Failed to create a pipeline version: ResourceNotFoundError: Pipeline {query.get('pipelineid')} not found")
-        authorize(st, headers, p['namespace'] or None if multi else None)
+        authorize(st.config, headers, p['namespace'] or None if multi else None)
         spec = uploaded_spec(body)
         name = query.get('name') or check_spec(spec)['pipelineInfo']['name']
         if not PIPELINE_NAME.fullmatch(name):
@@ -391,7 +241,7 @@ def pipelines_route(st, method, path, query, body, headers, multi):
         p = st.pipelines.get(m.group(1))
         if p is None:
             raise ApiError(5, f'Pipeline {m.group(1)} not found')
-        authorize(st, headers, p['namespace'] or None if multi else None)
+        authorize(st.config, headers, p['namespace'] or None if multi else None)
         preds = parse_filter(query.get('filter'))
         items = [v for v in st.versions.values() if v['pipeline_id'] == p['pipeline_id'] and matches(v, preds)]
         return 200, page(st, items, query, 'pipeline_versions')
@@ -412,7 +262,7 @@ def route(st, method, path, query, body, headers):
         ns = query.get('namespace', '')
         if multi and not ns:
             raise ApiError(3, 'Invalid input error: ListExperiments must filter by resource reference in multi-user mode.')
-        authorize(st, headers, ns if multi else None)
+        authorize(st.config, headers, ns if multi else None)
         preds = parse_filter(query.get('filter'))
         items = [e for e in st.experiments if (not multi or e['namespace'] == ns) and matches(e, preds)]
         return 200, page(st, items, query, 'experiments')
@@ -424,7 +274,7 @@ def route(st, method, path, query, body, headers):
             raise ApiError(3, 'Invalid input error: Experiment name is empty. Please specify a valid experiment name')
         if multi and not ns:
             raise ApiError(3, 'Invalid input error: An experiment cannot have an empty namespace in multi-user mode')
-        authorize(st, headers, ns if multi else None)
+        authorize(st.config, headers, ns if multi else None)
         if any(e['display_name'] == name and e['namespace'] == ns for e in st.experiments):
             raise ApiError(6, f'Failed to create a new experiment: Already exist error: Experiment with name {name} already exists')
         return 200, st.new_experiment(name, ns)
@@ -432,7 +282,7 @@ def route(st, method, path, query, body, headers):
         exp = next((e for e in st.experiments if e['experiment_id'] == ident), None)
         if exp is None:
             raise ApiError(5, f'Failed to get experiment: ResourceNotFoundError: Experiment {ident} not found')
-        authorize(st, headers, exp['namespace'] if multi else None)
+        authorize(st.config, headers, exp['namespace'] if multi else None)
         return 200, exp
     if what == 'runs' and method == 'POST' and ident is None:
         return 200, create_run(st, body, headers, multi)
@@ -442,7 +292,7 @@ def route(st, method, path, query, body, headers):
         if multi and not ns and not exp_id:
             raise ApiError(3, 'Invalid input error: ListRuns must filter by resource reference in multi-user mode.')
         exp = next((e for e in st.experiments if e['experiment_id'] == exp_id), None)
-        authorize(st, headers, (exp['namespace'] if exp else ns) if multi else None)
+        authorize(st.config, headers, (exp['namespace'] if exp else ns) if multi else None)
         preds = parse_filter(query.get('filter'))
         items = [public(r) for r in st.runs.values() if (not exp_id or r['experiment_id'] == exp_id) and matches(r, preds)]
         return 200, page(st, items, query, 'runs')
@@ -450,7 +300,7 @@ def route(st, method, path, query, body, headers):
         run = st.runs.get(ident)
         if run is None:
             raise ApiError(5, f'Failed to get a run: ResourceNotFoundError: Run {ident} not found')
-        authorize(st, headers, run['_namespace'] if multi else None)
+        authorize(st.config, headers, run['_namespace'] if multi else None)
         if method == 'POST' and verb == 'terminate':
             if run['state'] not in TERMINAL:
                 run['state'] = 'CANCELING'
@@ -524,7 +374,7 @@ def finish_run(st, body, headers, multi, spec, rc, declared):
             raise ApiError(5, f'Failed to create a run: ResourceNotFoundError: Experiment {exp_id} not found')
     else:
         exp = next((e for e in st.experiments if e['display_name'] == 'Default'), None) or st.new_experiment('Default', '')
-    authorize(st, headers, exp['namespace'] if multi else None)
+    authorize(st.config, headers, exp['namespace'] if multi else None)
     tasks = list(spec.get('root', {}).get('dag', {}).get('tasks', {}).keys())
     run = {'run_id': str(uuid.uuid4()), 'experiment_id': exp['experiment_id'], 'display_name': field(body, 'display_name'),
            'description': field(body, 'description', ''), 'storage_state': 'AVAILABLE', 'pipeline_spec': field(body, 'pipeline_spec'),
@@ -565,10 +415,6 @@ def advance(st, run):
             run['error'] = {'code': 13, 'message': f'task {run["_tasks"][-1] if n else "?"} failed', 'details': []}
     else:
         run['state'] = 'RUNNING'
-
-
-def public(run):
-    return {k: v for k, v in run.items() if not k.startswith('_') and v is not None}
 
 
 def main():
