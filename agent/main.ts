@@ -15,7 +15,8 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
     if (parsed.kind === 'run-local') {
       // Loaded on demand so steps do not pay for the template parser.
       const { runLocal } = await import('./local/local-runner.js')
-      return await runLocal(parsed.config, io, { agent: self })
+      // Tasks run through main() itself, in this process: no Node start and bundle load per task.
+      return await runLocal(parsed.config, io, { agent: self, inProcess: main })
     }
     if (parsed.kind === 'generate') {
       // Loaded on demand, like run-local: steps do not pay for the pipeline writers.

@@ -8,7 +8,7 @@ import { resolveLocalDatastoreRoot } from '../datastore/datastore-root.js'
 import { AgentError } from '../errors.js'
 import { kfpInputNames, runKfp } from './kfp-local.js'
 import { LocalTasks, RunStopped, TaskFailed } from './local-task.js'
-import type { TaskRecord } from './local-task.js'
+import type { AgentMain, TaskRecord } from './local-task.js'
 import type { Io } from '../step/run-step.js'
 import { loadTemplate } from '../pipelines/template-load.js'
 
@@ -27,6 +27,8 @@ export interface RunLocalConfig {
 export interface RunLocalDeps {
   /** argv that starts this agent: node and the bundle's own path */
   agent: readonly string[]
+  /** the agent's main(): tasks run through it in this process (local-task.ts); without it each task is a process */
+  inProcess?: AgentMain | undefined
   now?: () => number
   newUuid?: () => string
 }
@@ -48,6 +50,8 @@ export async function runLocal(cfg: RunLocalConfig, io: Io, deps: RunLocalDeps):
   const workDir = await mkdtemp(join(tmpdir(), 'metaflow-kfp-local-'))
   const tasks = new LocalTasks({
     agent: deps.agent,
+    inProcess: deps.inProcess,
+    signal: io.signal,
     python: cfg.python,
     datastoreRoot,
     workDir,
@@ -58,6 +62,7 @@ export async function runLocal(cfg: RunLocalConfig, io: Io, deps: RunLocalDeps):
     now,
   })
   const started = now()
+  const restoreLimit = deps.inProcess ? allowSignalListeners(cfg.parallelism) : () => {}
   io.log(`running ${cfg.template} (${template.form === 'kfp' ? 'KFP v2 pipeline' : 'Argo Workflow'}) as Metaflow run ${runId}, ${cfg.parallelism} task(s) at a time, datastore ${datastoreRoot}`)
   try {
     try {
@@ -78,8 +83,21 @@ export async function runLocal(cfg: RunLocalConfig, io: Io, deps: RunLocalDeps):
     await say(io, `${failure ? 'failed' : 'succeeded'} after ${formatMs(now() - started)}; datastore root ${datastoreRoot}`)
     return failure ? failure.exitCode || 1 : 0
   } finally {
+    tasks.close()
+    restoreLimit()
     await rm(workDir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Each running step listens for SIGTERM, SIGINT and SIGHUP on the process to forward them to its
+ * group (step-process.ts). With tasks in this process that is one listener per running task,
+ * and Node warns about a leak past 10; the bound here is known: --parallelism plus main's own.
+ */
+function allowSignalListeners(parallelism: number): () => void {
+  const before = process.getMaxListeners()
+  process.setMaxListeners(Math.max(before, parallelism + 10))
+  return () => process.setMaxListeners(before)
 }
 
 /** The pipeline input that takes --code-url: code_url, or code-url in Argo's naming. */

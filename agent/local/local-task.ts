@@ -1,9 +1,10 @@
-// Runs one template task on this machine for run-local: the agent as a local process, its log in a file, its outputs read back.
+// Runs one template task on this machine for run-local: the agent's own entrypoint on the task's argv, its log in a file, its outputs read back.
 import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { AgentError, ExitCode } from '../errors.js'
 import { makeDirs } from '../make-dirs.js'
+import type { Io } from '../step/run-step.js'
 import { runProcess } from '../step/step-process.js'
 
 export interface TaskRequest {
@@ -44,9 +45,21 @@ export interface TaskRecord {
   reason?: string | undefined
 }
 
+/** The agent's entrypoint, main(argv, io): parses the task's argv, runs it and maps every outcome to the exit code a pod would give. */
+export type AgentMain = (argv: readonly string[], io: Io) => Promise<number>
+
 export interface LocalTaskSettings {
   /** argv that starts this agent: node and the bundle */
   agent: readonly string[]
+  /**
+   * When given, a task runs through this entrypoint inside run-local's process, with its own Io
+   * (env, log file, stop signal), instead of a Node start and a bundle load per task. A task
+   * whose env sets what the agent reads from its process still runs as a process (see
+   * PROCESS_WIDE).
+   */
+  inProcess?: AgentMain | undefined
+  /** run-local's own stop: running tasks are stopped as their pods would be, and no new task starts */
+  signal?: AbortSignal | undefined
   python: string
   datastoreRoot: string
   /** a scratch folder for task folders and logs */
@@ -76,6 +89,11 @@ export class RunStopped extends Error {
 // The template's own say on these would send a laptop run to the cluster's datastore or interpreter.
 const OVERRIDDEN = ['--python', '--datastore', '--datastore-root', '--metadata']
 
+// What the agent reads from its process rather than from io.env: os.homedir() (the Metaflow
+// profile), os.tmpdir() (the work folder), the AWS SDK's default credential chain, Node itself.
+// A task whose env gives one of these another value runs as a process of its own, as in its pod.
+const PROCESS_WIDE = /^(HOME|TMPDIR|TMP|TEMP|AWS_.*|NODE_.*)$/
+
 /** Runs container tasks through the agent with bounded parallelism and keeps one record per task. */
 export class LocalTasks {
   readonly records: TaskRecord[] = []
@@ -83,9 +101,23 @@ export class LocalTasks {
   private free: number
   private readonly waiting: (() => void)[] = []
   private seq = 0
+  /** the stop controllers of the tasks running in this process; run-local's stop aborts them all */
+  private readonly running = new Set<AbortController>()
+  private readonly onStop = () => {
+    for (const c of this.running) c.abort(this.s.signal?.reason)
+  }
+  /** one runtime check per interpreter and pin for the whole run: every task uses the same environment */
+  private readonly runtimeChecks = new Map<string, Promise<unknown>>()
 
   constructor(private readonly s: LocalTaskSettings) {
     this.free = Math.max(1, s.parallelism)
+    // One listener for all tasks, so a wide run adds none per task to run-local's signal.
+    s.signal?.addEventListener('abort', this.onStop, { once: true })
+  }
+
+  /** Stops listening to run-local's signal; run-local calls it when the run is over. */
+  close(): void {
+    this.s.signal?.removeEventListener('abort', this.onStop)
   }
 
   /** A fresh private folder for one task: container paths map under it. */
@@ -99,7 +131,7 @@ export class LocalTasks {
     checkCommand(req)
     await this.acquire()
     try {
-      if (this.failure) throw new RunStopped()
+      if (this.failure || this.s.signal?.aborted) throw new RunStopped()
       return await this.runNow(req)
     } finally {
       this.release()
@@ -108,8 +140,8 @@ export class LocalTasks {
 
   private async runNow(req: TaskRequest): Promise<Record<string, string>> {
     const logPath = join(this.s.workDir, `log-${++this.seq}.txt`)
-    const args = [
-      ...this.s.agent.slice(1),
+    // The task's argv as its container gets it, after the command (the agent itself).
+    const argv = [
       ...req.command.slice(1),
       ...withoutOverridden(req.args),
       '--python', this.s.python,
@@ -117,6 +149,7 @@ export class LocalTasks {
       '--datastore-root', this.s.datastoreRoot,
       '--metadata', 'local',
     ]
+    const env = { ...this.s.env, ...req.env }
     const out = createWriteStream(logPath)
     const write = (line: Buffer) => {
       if (!out.write(Buffer.concat([line, Buffer.from('\n')]))) return new Promise<void>((r) => out.once('drain', r))
@@ -125,14 +158,19 @@ export class LocalTasks {
     const started = this.s.now()
     let exitCode: number
     try {
-      const result = await runProcess(this.s.agent[0] as string, args, {
-        cwd: this.s.cwd,
-        env: { ...this.s.env, ...req.env },
-        graceMs: 20_000,
-        stdout: write,
-        stderr: write,
-      })
-      exitCode = result.exitCode
+      const main = this.s.inProcess
+      if (main && !needsOwnProcess(req.env, this.s.env)) {
+        exitCode = await this.runInProcess(main, argv, env, write)
+      } else {
+        const result = await runProcess(this.s.agent[0] as string, [...this.s.agent.slice(1), ...argv], {
+          cwd: this.s.cwd,
+          env,
+          graceMs: 20_000,
+          stdout: write,
+          stderr: write,
+        })
+        exitCode = result.exitCode
+      }
     } finally {
       await new Promise<void>((r) => out.end(r))
     }
@@ -158,6 +196,44 @@ export class LocalTasks {
     record.splitCount = values.split_count
     this.s.log(`${req.label} succeeded in ${record.durationMs} ms${record.taskId ? ` (Metaflow task ${record.taskId})` : ''}`)
     return values
+  }
+
+  /** One task through the agent's entrypoint in this process: its own env, log and stop signal, as a pod's agent has. */
+  private async runInProcess(main: AgentMain, argv: readonly string[], env: NodeJS.ProcessEnv, write: (line: Buffer) => void | Promise<void>): Promise<number> {
+    const stop = new AbortController()
+    if (this.s.signal?.aborted) stop.abort(this.s.signal.reason)
+    this.running.add(stop)
+    const io: Io = {
+      log: (line) => void write(Buffer.from(`metaflow-kfp: ${line}`)),
+      stdout: write,
+      stderr: write,
+      env,
+      cwd: this.s.cwd,
+      signal: stop.signal,
+      shareRuntimeCheck: (key, check) => this.shareRuntimeCheck(key, check),
+    }
+    try {
+      return await main(argv, io)
+    } finally {
+      this.running.delete(stop)
+    }
+  }
+
+  /**
+   * The first task to ask checks (or installs) the runtime; the others wait for that answer
+   * instead of starting Python each, or running installers side by side into one environment.
+   * Only a success is kept: when the check fails (or the task that ran it was stopped), the
+   * next waiting task checks again for itself.
+   */
+  private shareRuntimeCheck<T>(key: string, check: () => Promise<T>): Promise<T> {
+    const known = this.runtimeChecks.get(key) as Promise<T> | undefined
+    if (known) return known.catch(() => this.shareRuntimeCheck(key, check))
+    const checking = check()
+    this.runtimeChecks.set(key, checking)
+    checking.catch(() => {
+      if (this.runtimeChecks.get(key) === checking) this.runtimeChecks.delete(key)
+    })
+    return checking
   }
 
   private fail(record: TaskRecord): never {
@@ -190,6 +266,11 @@ function checkCommand(req: TaskRequest): void {
       hint: 'set the command to ["/usr/local/bin/metaflow-kfp"]; run-local runs only the agent',
     })
   }
+}
+
+/** Whether the task's env changes what the agent reads from its process, so it needs one of its own. */
+export function needsOwnProcess(taskEnv: Record<string, string>, base: NodeJS.ProcessEnv): boolean {
+  return Object.entries(taskEnv).some(([k, v]) => PROCESS_WIDE.test(k) && base[k] !== v)
 }
 
 /** Drops the flags run-local sets itself, in both `--flag value` and `--flag=value` form. */

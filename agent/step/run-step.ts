@@ -43,6 +43,12 @@ export interface Io {
   signal?: AbortSignal | undefined
   /** the task's stage times, given when METAFLOW_KFP_TIMINGS=1 (main prints them) */
   timings?: StageTimes | undefined
+  /**
+   * Given only by run-local, whose tasks share one Python environment: the runtime check (or
+   * install) runs once per key for the whole run and the other tasks await its answer. A task
+   * on its own, as in a pod, checks every time.
+   */
+  shareRuntimeCheck?: (<T>(key: string, check: () => Promise<T>) => Promise<T>) | undefined
 }
 
 /** Everything a task needs once its code and runtime are in place. */
@@ -342,15 +348,17 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
   const halves = new AbortController()
   const signal = io.signal ? AbortSignal.any([io.signal, halves.signal]) : halves.signal
   const fetching = staged(io.timings, 'fetch', fetchCode({ ...cfg.code, workDir: work, minDelayMs: 1000, maxDelayMs: 30_000, openers: aws.openers, log: io.log, signal }))
-  const checking = staged(io.timings, 'runtime', timed(() => ensureRuntime({
+  const alsoNeeds = cfg.datastore === 's3' ? ['boto3'] : []
+  const check = () => ensureRuntime({
     python,
     requirement: parseRequirement(cfg.runtime),
-    alsoNeeds: cfg.datastore === 's3' ? ['boto3'] : [],
+    alsoNeeds,
     env,
     log: io.log,
     signal,
     scratchDir: work,
-  })))
+  })
+  const checking = staged(io.timings, 'runtime', timed(() => io.shareRuntimeCheck ? io.shareRuntimeCheck(JSON.stringify([python, cfg.runtime, alsoNeeds]), check) : check()))
   let code: FetchedCode
   let runtime: Awaited<typeof checking>
   try {
@@ -364,7 +372,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
   io.log(`fetched ${code.bytes} bytes, sha256 ${code.sha256}`)
   io.log(runtime.value.installed
     ? `installed metaflow ${runtime.value.version} with ${runtime.value.installer} in ${runtime.ms} ms`
-    : `runtime check: metaflow ${runtime.value.version} is there (${runtime.ms} ms)`)
+    : `runtime check: metaflow ${runtime.value.version} is there${runtime.value.checkedBy === 'marker' ? " (the image's runtime marker)" : ''} (${runtime.ms} ms)`)
 
   const flow = cfg.flowName ?? findFlowName(await readFile(code.flowPath, 'utf8'))
   if (!flow) {
