@@ -48,9 +48,13 @@ MAX_PARAMETER_BYTES = 10000
 
 
 def check(value, typ, where):
-    """Holds one JSON value to a kfp-server-api 1.8.5 model type, in jsonpb's words."""
-    common.check(value, typ, where, models, unknown=lambda key, t: f'unknown field "{key}" in {t}',
-                 invalid=lambda t, w, what: f'json: cannot unmarshal {what} into Go value of type {t} ({w})')
+    """Holds one JSON value to a kfp-server-api 1.8.5 model type, in jsonpb's words (the gateway's error: no KFP detail)."""
+    try:
+        common.check(value, typ, where, models, unknown=lambda key, t: f'unknown field "{key}" in {t}',
+                     invalid=lambda t, w, what: f'json: cannot unmarshal {what} into Go value of type {t} ({w})')
+    except ApiError as e:
+        e.gateway = True
+        raise
 
 
 def enum_name(value, typ):
@@ -167,9 +171,9 @@ class Handler(BaseHTTPRequestHandler):
                 with st.lock:
                     status, obj = route(st, method, url.path, query, body, self.headers)
             except json.JSONDecodeError as e:
-                status, obj = 400, error_body(3, f'invalid character in request body: {e}')
+                status, obj = 400, error_body(3, f'invalid character in request body: {e}', True)
             except ApiError as e:
-                status, obj = HTTP_OF.get(e.code, 500), error_body(e.code, e.message)
+                status, obj = HTTP_OF.get(e.code, 500), error_body(e.code, e.message, getattr(e, 'gateway', False))
             except Exception as e:  # a bug in the stand-in: answered as KFP answers an internal error, and visible in the test
                 status, obj = 500, error_body(13, f'stand-in bug: {e!r}')
         if fault:
@@ -204,8 +208,10 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(404, {})
 
 
-def error_body(code, message):
-    return {'error': message, 'code': code, 'message': message, 'details': []}
+def error_body(code, message, gateway=False):
+    """grpc-gateway v1's error body; KFP's own errors carry its api.Error detail, the gateway's decoding errors none."""
+    details = [] if gateway else [{'@type': 'type.googleapis.com/api.Error', 'error_message': message.split(': ')[-1], 'error_details': message}]
+    return {'error': message, 'code': code, 'message': message, 'details': details}
 
 
 def page(st, items, query, key):
@@ -250,18 +256,20 @@ def route(st, method, path, query, body, headers):
         check(body, 'ApiExperiment', 'experiment')
         name = field(body, 'name', '')
         if not name:
-            raise ApiError(3, 'Invalid input error: Experiment name is empty. Please specify a valid experiment name.')
+            raise ApiError(3, 'Validate experiment request failed.: Invalid input error: Experiment name is empty. Please specify a valid experiment name.')
         refs = field(body, 'resource_references') or []
         ns = ''
+        # KFP 1.8's ValidateCreateExperimentRequest: exactly one NAMESPACE/OWNER reference in multi-user mode, none otherwise.
+        invalid = 'Validate experiment request failed.: Invalid input error: '
         if multi:
-            if len(refs) != 1:
-                raise ApiError(3, 'Invalid input error: The resource reference is empty or has too many entries. Please specify which namespace the experiment belongs to.')
-            key = field(refs[0], 'key') or {}
-            if enum_name(field(key, 'type'), 'ApiResourceType') != 'NAMESPACE' or not field(key, 'id'):
-                raise ApiError(3, 'Invalid input error: Unexpected resource type. Expected: NAMESPACE.')
-            if enum_name(field(refs[0], 'relationship'), 'ApiRelationship') != 'OWNER':
-                raise ApiError(3, 'Invalid input error: Unexpected relationship for the experiment. Expected: OWNER.')
-            ns = field(key, 'id')
+            key = (field(refs[0], 'key') or {}) if len(refs) == 1 else {}
+            if len(refs) != 1 or enum_name(field(key, 'type'), 'ApiResourceType') != 'NAMESPACE' or enum_name(field(refs[0], 'relationship'), 'ApiRelationship') != 'OWNER':
+                raise ApiError(3, f'{invalid}Invalid resource references for experiment. Expect one namespace type with owner relationship. Got: {json.dumps(refs)}')
+            ns = field(key, 'id', '')
+            if not ns:
+                raise ApiError(3, f'{invalid}Invalid resource references for experiment. Namespace is empty.')
+        elif refs:
+            raise ApiError(3, f"{invalid}In single-user mode, CreateExperimentRequest shouldn't contain resource references.")
         authorize(st.config, headers, ns if multi else None)
         if any(e['name'] == name and e['_namespace'] == ns for e in st.experiments):
             raise ApiError(6, f'Already exist error: Failed to create a new experiment. The name {name} already exist. Please specify a new name.')
@@ -295,7 +303,7 @@ def route(st, method, path, query, body, headers):
         authorize(st.config, headers, run['_namespace'] if multi else None)
         if method == 'POST' and m.group(2):
             if run['status'] not in ('', 'Pending', 'Running'):
-                raise ApiError(3, f"Invalid input error: Failed to terminate run {run['id']}: it is {run['status']}, not running.")
+                raise ApiError(3, f"Invalid input error: Failed to terminate run {run['id']}. Row not found.")
             run['status'] = 'Terminating'
             return 200, {}
         if method == 'GET' and not m.group(2):
@@ -309,8 +317,9 @@ def route(st, method, path, query, body, headers):
 def create_run(st, body, headers, multi):
     check(body, 'ApiRun', 'run')
     name = field(body, 'name', '')
+    invalid = 'Validate create run request failed.: Invalid input error: '
     if not name:
-        raise ApiError(3, 'Invalid input error: The run name is empty. Please specify a valid name.')
+        raise ApiError(3, f'{invalid}The run name is empty. Please specify a valid name.')
     spec = field(body, 'pipeline_spec') or {}
     refs = field(body, 'resource_references') or []
     exp_id, version_id = '', ''
@@ -329,12 +338,12 @@ def create_run(st, body, headers, multi):
             raise ApiError(3, f'Invalid input error: Invalid resource reference type {kind} for a run.')
     manifest = field(spec, 'workflow_manifest', '')
     if manifest and (version_id or field(spec, 'pipeline_id')):
-        raise ApiError(3, "Invalid input error: Please don't specify a pipeline version or pipeline ID when you specify a workflow manifest or pipeline manifest.")
+        raise ApiError(3, f"{invalid}Please don't specify a pipeline version or pipeline ID when you specify a workflow manifest or pipeline manifest.")
     if manifest:
         try:
             wf = json.loads(manifest)  # KFP 1.8 json-decodes it: YAML text is refused
         except json.JSONDecodeError:
-            raise ApiError(3, 'Invalid input error: Invalid argo workflow format. Workflow: ' + manifest[:200])
+            raise ApiError(3, f'{invalid}Invalid argo workflow format. Workflow: ' + manifest[:200])
         wf = validate_workflow(wf, st)
     elif version_id:
         version = st.versions.get(version_id)
@@ -342,12 +351,12 @@ def create_run(st, body, headers, multi):
             raise ApiError(5, f'ResourceNotFoundError: PipelineVersion {version_id} not found.')
         wf = version['_workflow']
     else:
-        raise ApiError(3, 'Invalid input error: Please specify a pipeline by providing a (workflow manifest or pipeline manifest) or (pipeline id or/and pipeline version).')
+        raise ApiError(3, f'{invalid}Please specify a pipeline by providing a (workflow manifest or pipeline manifest) or (pipeline id or/and pipeline version).')
     params = field(spec, 'parameters') or []
     if len(json.dumps(params).encode()) > MAX_PARAMETER_BYTES:
-        raise ApiError(3, f'Invalid input error: The input parameter length exceed maximum size of {MAX_PARAMETER_BYTES}.')
+        raise ApiError(3, f'{invalid}The input parameter length exceed maximum size of {MAX_PARAMETER_BYTES}.')
     if multi and not exp_id:
-        raise ApiError(3, 'Invalid input error: Experiment ID is required in multi-user mode: the run needs an EXPERIMENT resource reference.')
+        raise ApiError(3, 'Invalid input error: Job has no experiment.')
     if exp_id:
         exp = next((e for e in st.experiments if e['id'] == exp_id), None)
         if exp is None:

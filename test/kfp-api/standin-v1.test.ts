@@ -99,9 +99,16 @@ describe('the KFP 1.8 stand-in', () => {
     const owned = { name: 'e', resource_references: [{ key: { type: 'NAMESPACE', id: 'team-a' }, relationship: 'OWNER' }] }
     expect((await post(multi, '/apis/v1beta1/experiments', owned, auth)).status).toBe(200)
     expect((await post(multi, '/apis/v1beta1/experiments', owned, auth)).status).toBe(409)
-    expect(await message(await post(multi, '/apis/v1beta1/runs', run(), auth))).toMatch(/multi-user mode/)
+    expect(await message(await post(multi, '/apis/v1beta1/runs', run(), auth))).toMatch(/Job has no experiment/)
     expect((await fetch(`${multi.url}/apis/v1beta1/experiments?resource_reference_key.type=NAMESPACE&resource_reference_key.id=team-b`, { headers: auth })).status).toBe(403)
     expect((await fetch(`${multi.url}/apis/v1beta1/experiments?resource_reference_key.type=NAMESPACE&resource_reference_key.id=team-a`)).status).toBe(401)
+  })
+
+  it('in single-user mode, refuses an experiment that names a namespace, as KFP 1.8 does', async () => {
+    const owned = { name: 'ns-given', resource_references: [{ key: { type: 'NAMESPACE', id: 'team-a' }, relationship: 'OWNER' }] }
+    const r = await post(single, '/apis/v1beta1/experiments', owned)
+    expect(r.status).toBe(400)
+    expect(await message(r)).toMatch(/In single-user mode, CreateExperimentRequest shouldn't contain resource references/)
   })
 
   it('has no v2beta1 API, answering 404 as Go does outside the gateway', async () => {
