@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { runArtifacts, runFlowPlainly } from '../helpers/flow-artifacts'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
-import { CASES, CORPUS } from '../helpers/generate-corpus'
+import { CASES, CORPUS, RUN_OPTIONS } from '../helpers/generate-corpus'
 import { generateFile } from '../pipelines/generate-checks'
 import { describeWorkflow, submit, waitWorkflow, withSharedDatastore } from './cluster'
 import { useSharedDirs } from './shared-dirs'
@@ -35,7 +35,9 @@ describe('generated Argo pipelines on a real Kubernetes with Argo Workflows', ()
     cpSync(CORPUS, join(dir.path, 'flows'), { recursive: true })
     const flowFile = join(dir.path, 'flows', `${flow}.py`)
     const out = join(dir.path, `${flow}.argo.yaml`)
-    const doc = parse(await generateFile(flowFile, out, ['--format', 'argo', '--code-url', `file://${flowFile}`, '--image', IMAGE])) as Record<string, any>
+    // An IncludeFile's file is stored in the shared datastore the pods mount.
+    const generateArgs = ['--format', 'argo', '--code-url', `file://${flowFile}`, '--datastore-root', join(dir.path, '.metaflow'), '--image', IMAGE, ...(RUN_OPTIONS[flow]?.generate ?? [])]
+    const doc = parse(await generateFile(flowFile, out, generateArgs)) as Record<string, any>
     const { name: wfName, uid } = await submit(withSharedDatastore(doc, dir.path))
     const wf = await waitWorkflow(wfName, 600_000)
     expect(wf.status.phase, describeWorkflow(wf)).toBe('Succeeded')
@@ -45,7 +47,7 @@ describe('generated Argo pipelines on a real Kubernetes with Argo Workflows', ()
     expect(report.successful).toBe(true)
     expect(Object.fromEntries(Object.entries(report.tasks).map(([s, ids]) => [s, ids.length]))).toEqual(tasks)
     const plainRoot = shared()
-    const plain = await runFlowPlainly(join(CORPUS, `${flow}.py`), name, [], plainRoot.path)
+    const plain = await runFlowPlainly(join(CORPUS, `${flow}.py`), name, [], plainRoot.path, RUN_OPTIONS[flow]?.topLevel)
     expect(sameFolder(await runArtifacts(pathspec, dir.path))).toEqual(sameFolder(await runArtifacts(plain, plainRoot.path)))
   })
 })

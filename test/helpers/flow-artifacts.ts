@@ -7,22 +7,28 @@ import { PYTHON } from './paths'
 
 const run = promisify(execFile)
 
-/** `python flow.py run ARGS` on a local datastore under `sysroot`; returns the run's pathspec. */
-export async function runFlowPlainly(flowFile: string, flowName: string, args: readonly string[], sysroot: string): Promise<string> {
+/** `python flow.py TOPLEVEL run ARGS` on a local datastore under `sysroot` (TOPLEVEL: e.g. @project's --branch); returns the run's pathspec. */
+export async function runFlowPlainly(flowFile: string, flowName: string, args: readonly string[], sysroot: string, topLevel: readonly string[] = []): Promise<string> {
   const idFile = join(sysroot, 'run-id')
-  await run(PYTHON, [flowFile, '--quiet', '--datastore', 'local', '--metadata', 'local', 'run', '--run-id-file', idFile, ...args], {
+  await run(PYTHON, [flowFile, '--quiet', '--datastore', 'local', '--metadata', 'local', ...topLevel, 'run', '--run-id-file', idFile, ...args], {
     cwd: sysroot,
     env: { ...process.env, METAFLOW_DATASTORE_SYSROOT_LOCAL: sysroot, METAFLOW_USER: 'test' },
   })
   return `${flowName}/${readFileSync(idFile, 'utf8').trim()}`
 }
 
+// A task's cards as Metaflow's client lists them (type and id), under the key @cards; the run's
+// @project tags under @project-tags (the user: tag differs between a plain run and a pipeline's).
 const SCRIPT = `
 import json, sys
 from metaflow import Run, namespace
+from metaflow.cards import get_cards
+from metaflow.plugins.cards.exception import CardNotPresentException
 namespace(None)
 out = {}
-for step in Run(sys.argv[1]):
+r = Run(sys.argv[1])
+out["@project-tags"] = sorted(t for t in r.system_tags if t.startswith(("project:", "project_branch:")))
+for step in r:
     tasks = []
     for task in step:
         arts = {}
@@ -33,12 +39,19 @@ for step in Run(sys.argv[1]):
                 arts[a.id] = json.loads(json.dumps(a.data))
             except TypeError:
                 arts[a.id] = repr(a.data)
+        try:
+            arts["@cards"] = sorted("%s:%s" % (c.type, c.id) for c in get_cards(task))
+        except CardNotPresentException:
+            arts["@cards"] = []
         tasks.append(json.dumps(arts, sort_keys=True))
     out[step.id] = sorted(tasks)
 print(json.dumps(out))
 `
 
-/** step -> the sorted JSON of each task's public artifacts: equal for two runs that computed the same things, whatever their task ids. */
+/**
+ * step -> the sorted JSON of each task's public artifacts and cards: equal for two runs that
+ * computed the same things, whatever their task ids; plus the run's @project tags.
+ */
 export async function runArtifacts(pathspec: string, sysroot: string): Promise<Record<string, string[]>> {
   const { stdout } = await run(PYTHON, ['-c', SCRIPT, pathspec], {
     env: { ...process.env, METAFLOW_DATASTORE_SYSROOT_LOCAL: sysroot, METAFLOW_DEFAULT_DATASTORE: 'local', METAFLOW_DEFAULT_METADATA: 'local', METAFLOW_USER: 'test' },

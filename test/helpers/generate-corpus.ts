@@ -12,4 +12,16 @@ export const CASES = [
   { flow: 'foreach_in_branch_flow', name: 'ForeachInBranchFlow', tasks: { start: 1, fan: 1, each: 3, fan_join: 1, side: 1, join: 1, end: 1 } },
   { flow: 'branch_in_foreach_flow', name: 'BranchInForeachFlow', tasks: { start: 1, outer: 2, left: 2, right: 2, both: 2, fan: 2, part: 3, part_join: 2, after: 2, outer_join: 1, end: 1 } },
   { flow: 'triple_foreach_flow', name: 'TripleForeachFlow', tasks: { start: 1, split_x: 2, split_y: 4, split_z: 8, inner: 8, join_z: 4, join_y: 2, join_x: 1, end: 1 } },
+  { flow: 'include_file_flow', name: 'IncludeFileFlow', tasks: { start: 1, end: 1 } },
+  { flow: 'project_flow', name: 'ProjectFlow', tasks: { start: 1, end: 1 } },
+  { flow: 'card_flow', name: 'CardsFlow', tasks: { start: 1, each: 2, join: 1, end: 1 } },
 ] as const
+
+/**
+ * Options some corpus flows run with: `generate` gets `generate`, and the plain run it is judged
+ * against gets `topLevel` before `run` (@project's branch: without one, each side would be the
+ * branch of its own user).
+ */
+export const RUN_OPTIONS: Record<string, { generate: string[]; topLevel: string[] } | undefined> = {
+  project_flow: { generate: ['--branch', 'kfp_test'], topLevel: ['--branch', 'kfp_test'] },
+}

@@ -6,7 +6,7 @@ import { agentEnv, runAgent } from '../helpers/agent-process'
 import { runArtifacts, runFlowPlainly } from '../helpers/flow-artifacts'
 import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
 import { parse } from 'yaml'
-import { CASES, CORPUS } from '../helpers/generate-corpus'
+import { CASES, CORPUS, RUN_OPTIONS } from '../helpers/generate-corpus'
 import { FIXTURE_FLOWS, FLOWS, PYTHON } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 import { generateFile } from './generate-checks'
@@ -55,7 +55,7 @@ describe('a generated pipeline run with run-local', () => {
     const plainRun = () => {
       plain ??= (async () => {
         const root = tempDir()
-        const pathspec = await runFlowPlainly(file, name, [], root)
+        const pathspec = await runFlowPlainly(file, name, [], root, RUN_OPTIONS[flow]?.topLevel)
         return { root, artifacts: await runArtifacts(pathspec, root) }
       })()
       return plain
@@ -64,8 +64,10 @@ describe('a generated pipeline run with run-local', () => {
     it.each(['kfp', 'argo'])("in the %s form succeeds with the tasks and artifacts of python flow.py run, as Metaflow's client sees them", async (form) => {
       const cwd = tempDir()
       const pipeline = join(cwd, `p.${form}.yaml`)
-      await generateFile(file, pipeline, ['--format', form])
-      const r = await runAgent(['run-local', pipeline, '--code-url', `file://${file}`, '--python', PYTHON, '--parallelism', '4'], { cwd, env: agentEnv() })
+      // An IncludeFile's file is stored in the datastore run-local uses here.
+      await generateFile(file, pipeline, ['--format', form, '--code-url', `file://${file}`, '--datastore-root', join(cwd, '.metaflow'), ...(RUN_OPTIONS[flow]?.generate ?? [])])
+      // The datastore named: a .metaflow in a folder above (the temp dir's) would be taken otherwise.
+      const r = await runAgent(['run-local', pipeline, '--code-url', `file://${file}`, '--python', PYTHON, '--parallelism', '4', '--datastore-root', join(cwd, '.metaflow')], { cwd, env: agentEnv() })
       expect(r.stderr).not.toMatch(/error:/)
       expect(r.code).toBe(0)
       const pathspec = pathspecOf(r.stdout)
