@@ -76,6 +76,8 @@ export type PickleValue =
   | null
   | boolean
   | number
+  /** an int beyond ±2^53, which a number would round */
+  | bigint
   | string
   | Buffer
   | PickleValue[]
@@ -153,14 +155,13 @@ export function decodePickle(buf: Buffer): PickleValue {
     i = end + 1
     return s
   }
-  const long = (n: number): number => {
+  const long = (n: number): number | bigint => {
     need(n)
     let v = 0n
     for (let k = n - 1; k >= 0; k--) v = (v << 8n) | BigInt(buf[i + k] as number)
     if (n > 0 && ((buf[i + n - 1] as number) & 0x80) !== 0) v -= 1n << BigInt(8 * n)
     i += n
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new Error('pickled int is too large')
-    return Number(v)
+    return v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER) ? v : Number(v)
   }
   const setItems = (d: PickleValue, items: PickleValue[]) => {
     if (d === null || typeof d !== 'object' || Array.isArray(d) || Buffer.isBuffer(d)) throw new Error('pickle sets items on a non-dict')
@@ -253,6 +254,6 @@ function asObject(cls: PickleValue): PickledObject {
 /** Dict keys as strings: Metaflow's bookkeeping dicts are keyed by str. */
 function keyOf(k: PickleValue): string {
   if (typeof k === 'string') return k
-  if (k === null || typeof k === 'number' || typeof k === 'boolean') return String(k)
-  return JSON.stringify(k)
+  if (k === null || typeof k === 'number' || typeof k === 'bigint' || typeof k === 'boolean') return String(k)
+  return JSON.stringify(k, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v))
 }

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { makeDirs } from '../../agent/make-dirs'
-import { outputValues, writeOutputs } from '../../agent/step/outputs'
+import { OUTPUT_NAMES, dirOutputNames, outputValues, wantsSwitchStep, writeOutputs } from '../../agent/step/outputs'
 import { localClientEnv } from '../helpers/metaflow-client'
 import { Orchestrator } from '../helpers/orchestrate'
 import { PYTHON, FLOWS, flowUrl } from '../helpers/paths'
@@ -13,11 +13,16 @@ const tempDir = useTempDir()
 
 describe('output values', () => {
   it('give a foreach step its split count and the list of indices', () => {
-    expect(outputValues('start', 4)).toEqual({ task_id: 'start', split_count: '4', splits: '[0,1,2,3]' })
+    expect(outputValues('start', 4)).toEqual({ task_id: 'start', split_count: '4', splits: '[0,1,2,3]', switch_step: '' })
   })
 
   it('give a step that is not a foreach zero splits and an empty list', () => {
-    expect(outputValues('end', null)).toEqual({ task_id: 'end', split_count: '0', splits: '[]' })
+    expect(outputValues('end', null)).toEqual({ task_id: 'end', split_count: '0', splits: '[]', switch_step: '' })
+  })
+
+  it('give a switch step the step it took, and every other step the empty string', () => {
+    expect(outputValues('start', null, 'case_b')).toEqual({ task_id: 'start', split_count: '0', splits: '[]', switch_step: 'case_b' })
+    expect(outputValues('route-3', null, null).switch_step).toBe('')
   })
 
   it('stay valid JSON for 100,000 splits', () => {
@@ -27,6 +32,25 @@ describe('output values', () => {
 })
 
 describe('writing outputs', () => {
+  it('put switch_step in the output dir only for a switch step, so folders of pipelines without switches do not change', async () => {
+    const dir = tempDir()
+    expect(OUTPUT_NAMES).toContain('switch_step')
+    expect(dirOutputNames(outputValues('a', null))).toEqual(['task_id', 'split_count', 'splits'])
+    await writeOutputs(outputValues('start', null, 'big'), { dir: join(dir, 'switch'), paths: [] })
+    expect(readdirSync(join(dir, 'switch')).sort()).toEqual(['split_count', 'splits', 'switch_step', 'task_id'])
+    expect(readFileSync(join(dir, 'switch', 'switch_step'), 'utf8')).toBe('big')
+    await writeOutputs(outputValues('big', null), { dir: join(dir, 'case'), paths: [{ name: 'switch_step', path: join(dir, 'kfp', 'switch_step') }] })
+    expect(readdirSync(join(dir, 'case')).sort()).toEqual(['split_count', 'splits', 'task_id'])
+    // Asked for by name, a step that is no switch still gets its (empty) value.
+    expect(readFileSync(join(dir, 'kfp', 'switch_step'), 'utf8')).toBe('')
+  })
+
+  it('read the switch taken only when an output needs it', () => {
+    expect(wantsSwitchStep({ paths: [{ name: 'task_id', path: '/x' }] })).toBe(false)
+    expect(wantsSwitchStep({ paths: [{ name: 'switch_step', path: '/x' }] })).toBe(true)
+    expect(wantsSwitchStep({ dir: '/out', paths: [] })).toBe(true)
+  })
+
   it('writes one file per name in the output dir and each explicit path, without a trailing newline', async () => {
     const dir = tempDir()
     await writeOutputs(outputValues('explore-2', null), {
