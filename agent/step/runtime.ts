@@ -1,7 +1,8 @@
 // Makes sure the Python environment has the pinned Metaflow: one fast check, an install only when it is missing.
 import { spawn } from 'node:child_process'
-import { access, constants, mkdtemp } from 'node:fs/promises'
-import { delimiter, join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { access, constants, mkdtemp, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { delimiter, dirname, join } from 'node:path'
 import { AgentError } from '../errors.js'
 
 interface RunOptions {
@@ -159,6 +160,8 @@ export interface RuntimeResult {
   installed: boolean
   installer?: 'uv' | 'pip'
   version: string
+  /** what vouched for the pin: the image's runtime marker (a few stat calls) or a Python start */
+  checkedBy?: 'marker' | 'python'
 }
 
 /**
@@ -168,9 +171,17 @@ export interface RuntimeResult {
 export async function ensureRuntime(opts: RuntimeOptions): Promise<RuntimeResult> {
   const { python, requirement: req, env } = opts
   const names = [req.name, ...opts.alsoNeeds]
+  const marked = await markerVersions(python, names, env)
+  if ('versions' in marked && missingRequirements(req, opts.alsoNeeds, marked.versions).length === 0) {
+    return { installed: false, version: marked.versions[req.name] as string, checkedBy: 'marker' }
+  }
+  if ('why' in marked) opts.log(`the runtime marker does not vouch for ${python}: ${marked.why}; checking with Python`)
   const before = await installedVersions(python, names, env, opts.signal)
   const missing = missingRequirements(req, opts.alsoNeeds, before)
-  if (missing.length === 0) return { installed: false, version: before[req.name] as string }
+  if (missing.length === 0) {
+    if (env.METAFLOW_KFP_WRITE_RUNTIME_MARKER === '1') await writeMarker(python, [...names, ...MARKED_TOO], env, opts.log)
+    return { installed: false, version: before[req.name] as string, checkedBy: 'python' }
+  }
 
   const uv = await findOnPath('uv', env.PATH ?? '')
   const installer = uv ? 'uv' : 'pip'
@@ -198,7 +209,153 @@ export async function ensureRuntime(opts: RuntimeOptions): Promise<RuntimeResult
       hint: `check that ${python} is the interpreter the installer wrote to`,
     })
   }
-  return { installed: true, installer, version: after[req.name] as string }
+  return { installed: true, installer, version: after[req.name] as string, checkedBy: 'python' }
+}
+
+// The runtime marker: an image bakes the pin into a venv once, so each task need not start
+// Python to find it there. At image build, a task run with METAFLOW_KFP_WRITE_RUNTIME_MARKER=1
+// checks with Python and then writes `<venv>/metaflow-kfp-runtime.json`: the versions found and
+// what decides them, the same things the Python check reads: the interpreter (its real path,
+// size and mtime), pyvenv.cfg and every .pth file (their bytes), the names in every folder on
+// sys.path (so any install, upgrade, removal or shadowing module shows), each package's
+// dist-info RECORD and METADATA (size and mtime), and the variables that move sys.path. A task
+// re-reads those, a few calls in parallel, and any difference sends it back to Python.
+// Why not inodes and ctimes: a node that pulls the image unpacks its layers afresh, so those
+// differ on every node; names, bytes, sizes and mtimes (whole seconds, as layer tars keep them) do not.
+
+/** Packages the marker records whenever they are there, so an S3 task (which needs boto3) can use it too. */
+const MARKED_TOO = ['boto3']
+/** Variables that change what sys.path holds. */
+const PATH_VARS = ['PYTHONPATH', 'PYTHONHOME', 'PYTHONUSERBASE', 'PYTHONNOUSERSITE', 'PYTHONPLATLIBDIR', 'PYTHONSAFEPATH'] as const
+const MARKER_FORMAT = 1
+
+type Watched = [kind: 'file' | 'names' | 'bytes', path: string, id: string]
+
+interface Marker {
+  format: number
+  python: string
+  /** the interpreter's real path */
+  executable: string
+  env: Record<string, string | null>
+  packages: Record<string, string>
+  watched: Watched[]
+}
+
+/** Where the marker for an interpreter lives: the venv's own folder, above bin/. */
+export function markerPath(pythonPath: string): string {
+  return join(dirname(dirname(pythonPath)), 'metaflow-kfp-runtime.json')
+}
+
+async function pythonPath(python: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  return python.includes('/') ? python : findOnPath(python, env.PATH ?? '')
+}
+
+const sha = (data: string | Buffer) => createHash('sha256').update(data).digest('hex').slice(0, 32)
+
+/** What the marker compares for a path: a file's size and whole-second mtime, a folder's sorted names, or a file's bytes. */
+async function identity(kind: Watched[0], path: string): Promise<string> {
+  try {
+    if (kind === 'names') return sha((await readdir(path)).sort().join('\n'))
+    if (kind === 'bytes') return sha(await readFile(path))
+    const st = await stat(path, { bigint: true })
+    return `${st.size}:${st.mtimeNs / 1_000_000_000n}`
+  } catch {
+    return 'absent'
+  }
+}
+
+const envOf = (env: NodeJS.ProcessEnv, user: string | null): Record<string, string | null> => ({
+  ...Object.fromEntries(PATH_VARS.map((k) => [k, env[k] ?? null])),
+  // Only when Python reads a user site-packages does HOME decide what it loads.
+  ...(user === null ? {} : { HOME: env.HOME ?? null }),
+})
+
+/** The versions the marker vouches for, or why it does not; {} when there is no marker (nothing to say). */
+async function markerVersions(python: string, names: readonly string[], env: NodeJS.ProcessEnv): Promise<{ versions: Record<string, string | null> } | { why: string } | Record<string, never>> {
+  const path = await pythonPath(python, env)
+  if (!path) return {}
+  let m: Marker
+  const file = markerPath(path)
+  try {
+    m = JSON.parse(await readFile(file, 'utf8')) as Marker
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return {}
+    return { why: `${file} cannot be read (${(err as Error).message})` }
+  }
+  if (m?.format !== MARKER_FORMAT || !Array.isArray(m.watched) || typeof m.packages !== 'object' || typeof m.env !== 'object') return { why: `${file} is not a marker this agent reads` }
+  if (m.python !== path) return { why: `${file} was made for ${m.python}` }
+  const real = await realpath(path).catch(() => undefined)
+  if (real !== m.executable) return { why: `${path} is now ${real ?? 'missing'}, not ${m.executable}` }
+  for (const [k, v] of Object.entries(m.env)) if ((env[k] ?? null) !== v) return { why: `${k} is not what it was when the marker was made` }
+  for (const k of PATH_VARS) if (!(k in m.env) && env[k] !== undefined) return { why: `${k} is set` }
+  const unlisted = names.find((n) => !(n in m.packages))
+  if (unlisted) return { why: `it does not list ${unlisted}` }
+  const now = await Promise.all(m.watched.map(([kind, p]) => identity(kind, p)))
+  const changed = m.watched.find((w, i) => now[i] !== w[2])
+  if (changed !== undefined) return { why: `${changed[1]} changed since it was made` }
+  return { versions: Object.fromEntries(names.map((n) => [n, m.packages[n] ?? null])) }
+}
+
+// Where each package's dist-info is, and what decides sys.path; the same search as CHECK.
+const DESCRIBE = [
+  'import json, os, site, sys',
+  'norm = lambda n: n.lower().replace("-", "_").replace(".", "_")',
+  'want = {norm(n): n for n in sys.argv[1:]}',
+  'found = {}',
+  'dirs = [os.path.abspath(d) for d in sys.path if d]',
+  'for d in dirs:',
+  '    try: entries = os.listdir(d)',
+  '    except OSError: continue',
+  '    for e in entries:',
+  '        if e.endswith(".dist-info"):',
+  '            name, _, ver = e[:-10].rpartition("-")',
+  '            n = want.get(norm(name))',
+  '            if n and n not in found: found[n] = [ver, os.path.join(d, e)]',
+  'user = site.getusersitepackages() if site.ENABLE_USER_SITE else None',
+  'print(json.dumps({"executable": os.path.realpath(sys.executable), "prefix": sys.prefix, "dirs": dirs, "user": user, "found": found}))',
+].join('\n')
+
+async function writeMarker(python: string, names: readonly string[], env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
+  const path = await pythonPath(python, env)
+  const fail = (cause: unknown) => new AgentError('runtime', `failed to write the runtime marker for ${python}`, { cause, hint: 'unset METAFLOW_KFP_WRITE_RUNTIME_MARKER, or run the image build as a user that may write into the venv' })
+  if (!path) throw fail('it is not on PATH')
+  let d: { executable: string; prefix: string; dirs: string[]; user: string | null; found: Record<string, [string, string]> }
+  try {
+    d = JSON.parse((await runCommand(path, ['-c', DESCRIBE, ...names], { env, timeoutMs: 60_000 })).stdout)
+  } catch (err) {
+    throw fail(err)
+  }
+  const dirs = [...new Set([...d.dirs, ...(d.user ? [d.user] : [])])]
+  const watch: [Watched[0], string][] = [['file', d.executable], ['bytes', join(d.prefix, 'pyvenv.cfg')], ...dirs.map((p): [Watched[0], string] => ['names', p])]
+  // site reads every .pth file in a site folder, and one line of one can put anything first on sys.path.
+  for (const dir of dirs) {
+    const names = await readdir(dir).catch(() => [] as string[])
+    for (const n of names.filter((x) => x.endsWith('.pth')).sort()) watch.push(['bytes', join(dir, n)])
+  }
+  const packages: Record<string, string> = {}
+  for (const [name, [version, distInfo]] of Object.entries(d.found)) {
+    packages[name] = version
+    watch.push(['file', join(distInfo, 'RECORD')], ['file', join(distInfo, 'METADATA')])
+  }
+  const ids = await Promise.all(watch.map(([kind, p]) => identity(kind, p)))
+  const marker: Marker = {
+    format: MARKER_FORMAT,
+    python: path,
+    executable: d.executable,
+    env: envOf(env, d.user),
+    packages,
+    watched: watch.map(([kind, p], i): Watched => [kind, p, ids[i] as string]),
+  }
+  const file = markerPath(path)
+  const tmp = `${file}.${process.pid}.tmp`
+  try {
+    await writeFile(tmp, `${JSON.stringify(marker, null, 1)}\n`)
+    await rename(tmp, file)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw fail(err)
+  }
+  log(`wrote the runtime marker ${file} (${Object.entries(packages).map(([n, v]) => `${n} ${v}`).join(', ')}; ${watch.length} paths)`)
 }
 
 function missingRequirements(req: Requirement, alsoNeeds: readonly string[], found: Record<string, string | null>): string[] {
