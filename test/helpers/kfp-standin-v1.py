@@ -4,9 +4,10 @@ Usage: .venv-kfp1/bin/python kfp-standin-v1.py CONFIG.json   (prints "listening 
 
 No KFP API server can run here (it needs Kubernetes), so the tests talk to this. It runs in the second venv
 (.venv-kfp1, `make kfp1-venv`), whose kfp-server-api 1.8.5 carries the v1beta1 models generated from KFP
-1.8's OpenAPI files: each body is checked against them (unknown fields and wrong types are refused with
-400; proto names and lowerCamelCase names, enums as names or numbers, are accepted as jsonpb does; KFP
-1.8's grpc-gateway v1 may let an unknown body field through, so here the stand-in is the stricter), and
+1.8's OpenAPI files: each body is checked against them (wrong types are refused with 400; proto names and lowerCamelCase
+names, enums as names or numbers, are accepted as jsonpb does; an unknown field is dropped, as KFP 1.8's
+grpc-gateway v1 does with its default marshaler, and logged as unknown_fields so a test can hold a client
+to none; the filter, which KFP decodes itself with jsonpb, refuses one), and
 KFP 1.8's server rules apply: workflow_manifest is a JSON string of an argoproj.io/v1alpha1 Workflow,
 parameters are name/value strings (names the workflow does not declare are dropped, as KFP's
 OverrideParameters does), at most 10000 bytes of them; experiments by `name`, owned by a NAMESPACE
@@ -47,11 +48,17 @@ PREDICATE_FIELDS = {'op': 'op', 'key': 'str', 'int_value': 'int', 'long_value': 
 MAX_PARAMETER_BYTES = 10000
 
 
+# The fields of the request being answered that KFP 1.8 dropped (see check).
+request = threading.local()
+
+
 def check(value, typ, where):
-    """Holds one JSON value to a kfp-server-api 1.8.5 model type, in jsonpb's words (the gateway's error: no KFP detail)."""
+    """Holds one JSON body to a kfp-server-api 1.8.5 model type, in jsonpb's words (the gateway's error: no KFP
+    detail). KFP 1.8's gateway (grpc-gateway v1, default marshaler) drops an unknown field rather than refusing
+    it: so does the stand-in, and it logs the field (unknown_fields), for tests to hold a client to none."""
     try:
-        common.check(value, typ, where, models, unknown=lambda key, t: f'unknown field "{key}" in {t}',
-                     invalid=lambda t, w, what: f'json: cannot unmarshal {what} into Go value of type {t} ({w})')
+        common.check(value, typ, where, models, invalid=lambda t, w, what: f'json: cannot unmarshal {what} into Go value of type {t} ({w})',
+                     dropped=lambda path: request.dropped.append(path))
     except ApiError as e:
         e.gateway = True
         raise
@@ -168,6 +175,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 ctype = self.headers.get('Content-Type') or ''
                 body = multipart(raw, ctype) if ctype.startswith('multipart/') else (json.loads(raw) if raw else None)
+                request.dropped = entry['unknown_fields'] = []
                 with st.lock:
                     status, obj = route(st, method, url.path, query, body, self.headers)
             except json.JSONDecodeError as e:

@@ -31,9 +31,10 @@ def field(obj, name, default=None):
     return obj.get(camel(name), default)
 
 
-def check(value, typ, where, models, unknown=lambda key, typ: f'unknown field "{key}"', invalid=None):
+def check(value, typ, where, models, unknown=lambda key, typ: f'unknown field "{key}"', invalid=None, dropped=None):
     """Holds one JSON value to a kfp-server-api model type (of `models`, the package's models module);
-    raises ApiError(3) with the decoder's wording: unknown(key, typ) for an unknown field, invalid(typ, where, what) for a wrong type."""
+    raises ApiError(3) with the decoder's wording: unknown(key, typ) for an unknown field, invalid(typ, where, what) for a wrong type.
+    With dropped(path), an unknown field is passed to it instead, for a decoder that drops unknown fields."""
     invalid = invalid or (lambda t, w, what: f'invalid value for {t} field {w}: {what}')
 
     def bad(what):
@@ -53,13 +54,13 @@ def check(value, typ, where, models, unknown=lambda key, typ: f'unknown field "{
         if not isinstance(value, list):
             bad('not a list')
         for i, v in enumerate(value):
-            check(v, typ[5:-1], f'{where}[{i}]', models, unknown, invalid)
+            check(v, typ[5:-1], f'{where}[{i}]', models, unknown, invalid, dropped)
     elif typ.startswith('dict('):
         if not isinstance(value, dict):
             bad('not an object')
         inner = typ[typ.index(',') + 1:-1].strip()
         for k, v in value.items():
-            check(v, inner, f'{where}.{k}', models, unknown, invalid)
+            check(v, inner, f'{where}.{k}', models, unknown, invalid, dropped)
     else:
         cls = getattr(models, typ)
         allowed = getattr(cls, 'allowable_values', None)
@@ -79,9 +80,11 @@ def check(value, typ, where, models, unknown=lambda key, typ: f'unknown field "{
             names[camel(key)] = attr
         for key, v in value.items():
             if key not in names:
-                raise ApiError(3, unknown(key, typ))
-            if v is not None:
-                check(v, cls.openapi_types[names[key]], f'{where}.{key}', models, unknown, invalid)
+                if dropped is None:
+                    raise ApiError(3, unknown(key, typ))
+                dropped(f'{where}.{key}')
+            elif v is not None:
+                check(v, cls.openapi_types[names[key]], f'{where}.{key}', models, unknown, invalid, dropped)
 
 
 def go_query_unescape(s):

@@ -58,14 +58,16 @@ describe('the KFP 1.8 stand-in', () => {
     expect(runs.find((r) => r.name === 'of a version')?._parameters).toMatchObject({ alpha: '0.1' })
   })
 
-  it('refuses an unknown field and a field of the wrong type, in KFP 1.8 error shape', async () => {
-    const r1 = await post(single, '/apis/v1beta1/runs', run({ colour: 'red' }))
-    expect(r1.status).toBe(400)
-    const body = (await r1.json()) as Record<string, unknown>
+  it("drops an unknown field as KFP 1.8's gateway does, logging it, and refuses a field of the wrong type in the gateway's error shape", async () => {
+    const r1 = await post(single, '/apis/v1beta1/runs', run({ name: 'with-colour', colour: 'red' }))
+    expect(r1.status).toBe(200)
+    expect((await single.log()).find((l) => l.body.includes('with-colour'))?.unknown_fields).toEqual(['run.colour'])
+    const r2 = await post(single, '/apis/v1beta1/runs', run({}, { parameters: [{ name: 'alpha', value: 0.5 }] }))
+    expect(r2.status).toBe(400)
+    const body = (await r2.json()) as Record<string, unknown>
     expect(body).toMatchObject({ code: 3, details: [] })
     expect(body.error).toBe(body.message)
-    expect(body.message).toMatch(/unknown field "colour"/)
-    expect((await post(single, '/apis/v1beta1/runs', run({}, { parameters: [{ name: 'alpha', value: 0.5 }] }))).status).toBe(400)
+    expect(body.message).toMatch(/cannot unmarshal 0\.5 into Go value of type str/)
   })
 
   it("refuses a workflow_manifest that is YAML text, or not an Argo Workflow, as KFP 1.8's json decoding and validation do", async () => {

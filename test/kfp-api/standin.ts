@@ -12,6 +12,8 @@ export interface LoggedRequest {
   cookie: string | null
   body: string
   status?: number
+  /** KFP 1.8's stand-in: the body fields KFP 1.8 would have dropped as unknown */
+  unknown_fields?: string[]
 }
 
 export interface StandIn {
