@@ -1,7 +1,10 @@
-// Executes an Argo Workflow locally for run-local: DAG and container templates, withSequence loops, and a refusal naming anything else.
+// Executes an Argo Workflow locally for run-local: DAG and container templates, withSequence loops, depends and when, and a refusal naming anything else.
 import { dirname, join } from 'node:path'
 import { AgentError } from '../errors.js'
+import { argoDepends, argoWhen, dependsTasks } from './conditions.js'
+import type { ArgoTaskResult } from './conditions.js'
 import { forEachBounded, walkDag } from './local-dag.js'
+import type { NodeStatus } from './local-dag.js'
 import type { FormRunOptions } from './local-task.js'
 import { onlyKeys, refuse, shapeReaders } from '../pipelines/template-shape.js'
 import type { Obj } from '../pipelines/template-shape.js'
@@ -10,7 +13,7 @@ const { obj, list, str, strList } = shapeReaders('the workflow', 'pipeline-templ
 
 const SPEC_KEYS = ['entrypoint', 'arguments', 'templates', 'serviceAccountName', 'parallelism', 'ttlStrategy', 'podGC']
 const TEMPLATE_KEYS = ['name', 'inputs', 'outputs', 'dag', 'container', 'retryStrategy', 'metadata', 'activeDeadlineSeconds']
-const TASK_KEYS = ['name', 'template', 'dependencies', 'arguments', 'withSequence']
+const TASK_KEYS = ['name', 'template', 'dependencies', 'depends', 'when', 'arguments', 'withSequence']
 const CONTAINER_KEYS = ['image', 'command', 'args', 'env', 'resources', 'imagePullPolicy']
 
 interface Scope {
@@ -90,11 +93,18 @@ export async function runArgo(doc: Obj, o: FormRunOptions): Promise<void> {
       const taskName = str(task.name, `a task name in ${name}`)
       const where = `task ${taskName}`
       onlyKeys(task, TASK_KEYS, where)
-      const deps = [...new Set(strList(task.dependencies ?? [], `${where}.dependencies`))]
+      if (task.dependencies !== undefined && task.depends !== undefined) throw new AgentError('usage', `failed to read the workflow: ${where} has both dependencies and depends`, { hint: 'use one of them' })
+      const depends = task.depends === undefined ? undefined : str(task.depends, `${where}.depends`)
+      const deps = depends === undefined ? [...new Set(strList(task.dependencies ?? [], `${where}.dependencies`))] : dependsTasks(depends)
       return {
         name: taskName,
         deps,
-        run: async () => {
+        run: async (status: ReadonlyMap<string, NodeStatus>) => {
+          const results = new Map<string, ArgoTaskResult>(deps.map((d) => [d, RESULT[status.get(d) ?? 'omitted']]))
+          // dependencies: [A] is Argo's depends "A.Succeeded || A.Skipped || A.Daemoned" (a bare name); a task whose depends is false is Omitted.
+          const ok = depends === undefined ? deps.every((d) => argoDepends(d, results, where)) : argoDepends(depends, results, where)
+          if (!ok) return 'omitted' as const
+          if (task.when !== undefined && !argoWhen(fill(str(task.when, `${where}.when`), scope, `${where}.when`), where)) return 'skipped' as const
           onlyKeys(obj(task.arguments ?? {}, `${where}.arguments`), ['parameters'], `${where}.arguments`)
           const argSpecs = paramList(obj(task.arguments ?? {}, `${where}.arguments`).parameters, `${where}.arguments.parameters`)
           const target = str(task.template, `${where}.template`)
@@ -170,6 +180,8 @@ export async function runArgo(doc: Obj, o: FormRunOptions): Promise<void> {
   const entry = str(spec.entrypoint, 'spec.entrypoint')
   await runTemplate(entry, {}, [], entry)
 }
+
+const RESULT: Record<NodeStatus, ArgoTaskResult> = { succeeded: 'Succeeded', skipped: 'Skipped', omitted: 'Omitted' }
 
 function workflowValues(spec: Obj, meta: Obj, o: FormRunOptions): Map<string, string> {
   const declared = paramList(obj(spec.arguments ?? {}, 'spec.arguments').parameters, 'spec.arguments.parameters')

@@ -1,7 +1,9 @@
-// Executes a KFP v2 pipeline (IR) locally for run-local: the constructs this repo's templates use, and a refusal naming any other.
+// Executes a KFP v2 pipeline (IR) locally for run-local: the constructs this repo's templates and generate use (loops, dsl.If/Elif/Else groups, dsl.OneOf), and a refusal naming any other.
 import { join } from 'node:path'
 import { AgentError } from '../errors.js'
+import { kfpCondition } from './conditions.js'
 import { forEachBounded, walkDag } from './local-dag.js'
+import type { NodeStatus } from './local-dag.js'
 import type { FormRunOptions } from './local-task.js'
 import { onlyKeys, refuse, shapeReaders } from '../pipelines/template-shape.js'
 import type { Obj } from '../pipelines/template-shape.js'
@@ -11,7 +13,7 @@ const { obj, str, strList } = shapeReaders('the pipeline', 'pipeline-templates/*
 type Values = Record<string, unknown>
 
 const TOP_KEYS = ['pipelineInfo', 'schemaVersion', 'root', 'components', 'deploymentSpec', 'sdkVersion', 'defaultPipelineRoot']
-const TASK_KEYS = ['taskInfo', 'componentRef', 'inputs', 'dependentTasks', 'cachingOptions', 'retryPolicy', 'parameterIterator', 'iteratorPolicy']
+const TASK_KEYS = ['taskInfo', 'componentRef', 'inputs', 'dependentTasks', 'cachingOptions', 'retryPolicy', 'parameterIterator', 'iteratorPolicy', 'triggerPolicy']
 const COMPONENT_KEYS = ['inputDefinitions', 'outputDefinitions', 'executorLabel', 'dag']
 const CONTAINER_KEYS = ['image', 'command', 'args', 'env', 'resources']
 const PARAM_SPEC_KEYS = ['parameterType', 'defaultValue', 'isOptional', 'description']
@@ -32,9 +34,10 @@ export async function runKfp(doc: Obj, o: FormRunOptions): Promise<void> {
   onlyKeys(root, COMPONENT_KEYS, 'root')
   const inputs = rootInputs(root, o.params)
 
-  const runDag = async (component: Obj, where: string, scope: Values, indices: readonly number[]): Promise<void> => {
+  /** Runs a DAG component's tasks; returns the DAG's own outputs (dag.outputs), as condition groups pass them on. */
+  const runDag = async (component: Obj, where: string, scope: Values, indices: readonly number[]): Promise<Values> => {
     const dag = obj(component.dag, `${where}.dag`)
-    onlyKeys(dag, ['tasks'], `${where}.dag`)
+    onlyKeys(dag, ['tasks', 'outputs'], `${where}.dag`)
     const tasks = obj(dag.tasks, `${where}.dag.tasks`)
     const outputs = new Map<string, Values>()
     const nodes = Object.entries(tasks).map(([name, raw]) => {
@@ -50,23 +53,32 @@ export async function runKfp(doc: Obj, o: FormRunOptions): Promise<void> {
       return {
         name,
         deps,
-        run: async () => {
+        run: async (status: ReadonlyMap<string, NodeStatus>) => {
+          // KFP's Argo compiler makes every dependency depends: X.Succeeded, so after a skipped task nothing runs.
+          if (deps.some((d) => status.get(d) !== 'succeeded')) return 'omitted' as const
           const resolved: Values = {}
           for (const [key, spec] of Object.entries(taskInputs)) resolved[key] = resolveInput(spec, `task ${name} input ${key}`, scope, outputs, o.runUuid)
           const ref = str(obj(task.componentRef, `task ${name}.componentRef`).name, `task ${name}.componentRef.name`)
           const comp = obj(components[ref], `component ${ref}`)
           onlyKeys(comp, COMPONENT_KEYS, `component ${ref}`)
+          if (task.triggerPolicy !== undefined) {
+            const policy = obj(task.triggerPolicy, `task ${name}.triggerPolicy`)
+            onlyKeys(policy, ['condition'], `task ${name}.triggerPolicy`)
+            // KFP's driver evaluates the condition over the task's resolved inputs; false skips the task.
+            if (!kfpCondition(str(policy.condition, `task ${name}.triggerPolicy.condition`), resolved, `task ${name}`)) return 'skipped' as const
+          }
           if (task.parameterIterator !== undefined) {
             await runLoop(name, task, comp, ref, resolved, indices)
           } else if (comp.dag !== undefined) {
-            await runDag(comp, `component ${ref}`, declaredInputs(comp, `component ${ref}`, resolved), indices)
+            outputs.set(name, await runDag(comp, `component ${ref}`, declaredInputs(comp, `component ${ref}`, resolved), indices))
           } else {
             outputs.set(name, await runContainer(name, comp, ref, declaredInputs(comp, `component ${ref}`, resolved), indices))
           }
         },
       }
     })
-    await walkDag(nodes, where)
+    const status = await walkDag(nodes, where)
+    return dagOutputs(dag, where, outputs, status)
   }
 
   const runLoop = async (name: string, task: Obj, comp: Obj, ref: string, resolved: Values, indices: readonly number[]) => {
@@ -81,8 +93,9 @@ export async function runKfp(doc: Obj, o: FormRunOptions): Promise<void> {
     onlyKeys(policy, ['parallelismLimit'], `task ${name}.iteratorPolicy`)
     const cap = typeof policy.parallelismLimit === 'number' && policy.parallelismLimit > 0 ? policy.parallelismLimit : Infinity
     if (comp.dag === undefined) throw refuse(`a parameterIterator on the container task ${name}`, 'loop over a DAG component, as the KFP SDK compiles ParallelFor')
-    await forEachBounded(list.length, Math.min(cap, o.parallelism), (i) =>
-      runDag(comp, `component ${ref}`, declaredInputs(comp, `component ${ref}`, { ...resolved, [itemInput]: list[i] }), [...indices, i]))
+    await forEachBounded(list.length, Math.min(cap, o.parallelism), async (i) => {
+      await runDag(comp, `component ${ref}`, declaredInputs(comp, `component ${ref}`, { ...resolved, [itemInput]: list[i] }), [...indices, i])
+    })
   }
 
   const runContainer = async (name: string, comp: Obj, ref: string, scope: Values, indices: readonly number[]): Promise<Values> => {
@@ -109,6 +122,39 @@ export async function runKfp(doc: Obj, o: FormRunOptions): Promise<void> {
   }
 
   await runDag(root, 'root', inputs, [])
+}
+
+/** A DAG's outputs: one task output each (valueFromParameter), or the one of several that ran (valueFromOneof, dsl.OneOf). */
+function dagOutputs(dag: Obj, where: string, outputs: Map<string, Values>, status: ReadonlyMap<string, NodeStatus>): Values {
+  const specs = obj(obj(dag.outputs ?? {}, `${where}.dag.outputs`).parameters ?? {}, `${where}.dag.outputs.parameters`)
+  onlyKeys(obj(dag.outputs ?? {}, `${where}.dag.outputs`), ['parameters'], `${where}.dag.outputs`)
+  const values: Values = {}
+  const pick = (sel: unknown, at: string): { found: boolean; value?: unknown } => {
+    const s = obj(sel, at)
+    onlyKeys(s, ['producerSubtask', 'outputParameterKey'], at)
+    const producer = str(s.producerSubtask, `${at}.producerSubtask`)
+    const key = str(s.outputParameterKey, `${at}.outputParameterKey`)
+    if (!status.has(producer)) throw new AgentError('usage', `failed to read the pipeline: ${at} reads task ${producer}, which ${where} does not have`, { hint: 'name a task of the same DAG' })
+    const out = outputs.get(producer)
+    if (status.get(producer) !== 'succeeded' || out === undefined || !(key in out)) return { found: false }
+    return { found: true, value: out[key] }
+  }
+  for (const [name, raw] of Object.entries(specs)) {
+    const spec = obj(raw, `${where} output ${name}`)
+    onlyKeys(spec, ['valueFromParameter', 'valueFromOneof'], `${where} output ${name}`)
+    if (spec.valueFromParameter !== undefined) {
+      const r = pick(spec.valueFromParameter, `${where} output ${name}`)
+      if (r.found) values[name] = r.value
+      continue
+    }
+    const selectors = obj(spec.valueFromOneof, `${where} output ${name}.valueFromOneof`)
+    onlyKeys(selectors, ['parameterSelectors'], `${where} output ${name}.valueFromOneof`)
+    const chosen = (Array.isArray(selectors.parameterSelectors) ? selectors.parameterSelectors : []).map((sel, i) => pick(sel, `${where} output ${name} selector ${i}`)).filter((r) => r.found)
+    // KFP's driver fails a dsl.OneOf that no branch (or more than one) produced.
+    if (chosen.length !== 1) throw new AgentError('usage', `failed to run ${where}: its output ${name} (a dsl.OneOf) got ${chosen.length} values, not one`, { hint: 'give exactly one condition branch the chance to run' })
+    values[name] = (chosen[0] as { value: unknown }).value
+  }
+  return values
 }
 
 /** The root inputs from --param text, else their defaults. */

@@ -1,20 +1,24 @@
-// Walks a DAG of async nodes for run-local: each node starts once its dependencies are done; after a failure nothing new starts.
+// Walks a DAG of async nodes for run-local: each node starts once its dependencies ended (succeeded, skipped or omitted); after a failure nothing new starts.
 import { AgentError } from '../errors.js'
+
+/** How a node ended: it ran and succeeded, its own condition skipped it, or what it waits for ruled it out. */
+export type NodeStatus = 'succeeded' | 'skipped' | 'omitted'
 
 export interface DagNode {
   name: string
   deps: readonly string[]
-  run: () => Promise<void>
+  /** Called once every dependency has ended, with how each ended; returns how this node ended (succeeded when nothing). */
+  run: (status: ReadonlyMap<string, NodeStatus>) => Promise<NodeStatus | void>
 }
 
 /**
  * Runs every node after its dependencies, as many at once as the graph allows (the process
  * slots bound the real work). On the first failure no further node starts; the ones already
- * running finish, then the first error is thrown.
+ * running finish, then the first error is thrown. Returns how each node ended.
  */
-export async function walkDag(nodes: readonly DagNode[], where: string): Promise<void> {
+export async function walkDag(nodes: readonly DagNode[], where: string): Promise<Map<string, NodeStatus>> {
   checkGraph(nodes, where)
-  const done = new Set<string>()
+  const done = new Map<string, NodeStatus>()
   const started = new Set<string>()
   const running = new Set<Promise<void>>()
   let failure: { err: unknown } | undefined
@@ -24,9 +28,9 @@ export async function walkDag(nodes: readonly DagNode[], where: string): Promise
     for (const node of nodes) {
       if (started.has(node.name) || !node.deps.every((d) => done.has(d))) continue
       started.add(node.name)
-      const p: Promise<void> = node.run().then(
-        () => {
-          done.add(node.name)
+      const p: Promise<void> = node.run(done).then(
+        (status) => {
+          done.set(node.name, status ?? 'succeeded')
         },
         (err: unknown) => {
           failure ??= { err }
@@ -41,6 +45,7 @@ export async function walkDag(nodes: readonly DagNode[], where: string): Promise
   startReady()
   while (running.size > 0) await Promise.race(running)
   if (failure) throw failure.err
+  return done
 }
 
 /** Runs fn(0..count-1), at most `limit` at once; after a failure starts no more and throws the first error. */

@@ -20,7 +20,8 @@ from metaflow import Run, namespace
 namespace(None)
 r = Run(sys.argv[1])
 end = {}
-for a in r['end'].task.artifacts:
+# end_task: the run's own end step, which Metaflow >= 2.19.22 lets a flow name (@step(end=True)).
+for a in r.end_task.artifacts:
     if a.id.startswith('_'):
         continue
     try:
