@@ -1,4 +1,4 @@
-// `metaflow-kfp submit | status | terminate`: send a flow or a pipeline to KFP, print its run URL, follow it, stop it.
+// `metaflow-kfp submit | status | terminate`: send a flow or a pipeline to KFP (v2beta1, or v1beta1 on KFP 1.x), print its run URL, follow it, stop it.
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -165,12 +165,12 @@ async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
   const pipelineName = cfg.pipelineName === undefined ? undefined : kfpPipelineName(cfg.pipelineName)
   const flow = cfg.target.endsWith('.py')
   // A file is read (and its --param checked) before any request; a flow is generated in the form the cluster runs.
-  let text = flow ? '' : await pipelineText(cfg, io, 'kfp')
+  let text = flow ? '' : await readPipeline(cfg, io)
   let pipeline = flow ? undefined : parsePipelineFile(text, cfg.target)
   let parameters = pipeline ? typedParameters(cfg.params, pipeline.inputs, pipeline.name) : {}
   const health = await probe(s, pipeline === undefined ? 'any' : pipeline.format === 'argo' ? 'v1' : 'v2')
   if (!pipeline) {
-    text = await pipelineText(cfg, io, s.api === V1 ? 'argo' : 'kfp')
+    text = await generatePipeline(cfg, io, s.api === V1 ? 'argo' : 'kfp')
     pipeline = parsePipelineFile(text, cfg.target)
     parameters = typedParameters(cfg.params, pipeline.inputs, pipeline.name)
   }
@@ -191,7 +191,7 @@ async function submit(cfg: KfpConfig, s: Session, io: Io): Promise<number> {
     io.log(`uploaded the pipeline ${pipelineName}, version ${version.name ?? version.pipeline_version_id}`)
   }
   const run = await call(s, `create the run ${JSON.stringify(runName)}`, () => createRunOnce(s, request, namespace, io), true)
-  if (s.api === V1) io.log(`sent through KFP's v1beta1 API as an Argo Workflow`)
+  if (s.api === V1) io.log(`sent through KFP's ${s.api.version} API as an Argo Workflow`)
   await io.stdout(Buffer.from(`Run ID: ${run.run_id}`))
   await io.stdout(Buffer.from(`Run URL: ${s.runUrl(run.run_id)}`))
   if (!cfg.wait) return 0
@@ -324,16 +324,16 @@ async function probe(s: Session, want: 'v1' | 'v2' | 'any'): Promise<{ multi_use
 /** healthz answered 404: no API of that version at the host. */
 class NoSuchApi extends Error {}
 
-async function pipelineText(cfg: KfpConfig, io: Io, format: 'kfp' | 'argo'): Promise<string> {
-  const path = resolve(io.cwd, cfg.target)
-  if (!cfg.target.endsWith('.py')) {
-    try {
-      return await readFile(path, 'utf8')
-    } catch (err) {
-      throw new AgentError('usage', `failed to read the pipeline ${cfg.target}`, { cause: err, hint: 'give a KFP v2 pipeline YAML, an Argo Workflow YAML for KFP 1.x, or a flow .py file' })
-    }
+async function readPipeline(cfg: KfpConfig, io: Io): Promise<string> {
+  try {
+    return await readFile(resolve(io.cwd, cfg.target), 'utf8')
+  } catch (err) {
+    throw new AgentError('usage', `failed to read the pipeline ${cfg.target}`, { cause: err, hint: 'give a KFP v2 pipeline YAML, an Argo Workflow YAML for KFP 1.x, or a flow .py file' })
   }
-  // A flow is generated first, with the same options as `metaflow-kfp generate`.
+}
+
+/** The flow as the cluster runs it (KFP v2 IR, or an Argo Workflow for KFP 1.x), with the same options as `metaflow-kfp generate`. */
+async function generatePipeline(cfg: KfpConfig, io: Io, format: 'kfp' | 'argo'): Promise<string> {
   const { runGenerate } = await import('../pipelines/generate.js')
   const dir = await mkdtemp(join(tmpdir(), 'metaflow-kfp-submit-'))
   try {
