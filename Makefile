@@ -6,7 +6,7 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 NODE_DEPS   := node_modules/.package-lock.json
 AGENT       := dist/metaflow-kfp
-AGENT_SRC   := $(shell find agent -name '*.ts') scripts/build.mjs scripts/lazy-aws-sdk.mjs image/runtime-pin.txt package.json
+AGENT_SRC   := $(shell find agent -name '*.ts') scripts/build.mjs scripts/lazy-modules.mjs scripts/code-cache-loader.mjs image/runtime-pin.txt package.json
 
 .PHONY: argo-cli kfp1-venv help deps build demo test typecheck bench clean image image-lock image-test e2e e2e-up e2e-down
 
@@ -77,7 +77,7 @@ test: deps build typecheck $(ARGO_CLI) $(VENV_KFP1)/.installed
 	@if reason=$$(scripts/e2e/can-run.sh); then $(MAKE) --no-print-directory e2e; \
 	  else echo "make test: skipping the e2e suite (make e2e): $$reason"; fi
 
-# Budgets from DESIGN.md as ratios against the alternative, measured in one run (takes about a minute).
+# The goals of issue 12 as ratios measured in one run, written into the README (a few minutes; BENCH_ONLY=section runs one, BENCH_10GB=1 adds the 10 GB row).
 bench: deps build
 	node scripts/bench/run.mjs
 

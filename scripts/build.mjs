@@ -1,5 +1,5 @@
 // Bundles agent/ into one executable file, dist/metaflow-kfp, that needs no node_modules.
-import { chmod, readFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
 // npm runs this from the package's folder, make from the clone's top; both are the folder above this script.
@@ -16,27 +16,30 @@ try {
   process.exit(1)
 }
 const { build } = esbuild
-const { lazyAwsSdk } = await import('./lazy-aws-sdk.mjs')
+const { lazyModules } = await import('./lazy-modules.mjs')
+const { loaderSource } = await import('./code-cache-loader.mjs')
 
 const pkg = JSON.parse(await readFile('package.json', 'utf8'))
 const pin = (await readFile('image/runtime-pin.txt', 'utf8')).trim()
 
-await build({
+// Why no dynamic import(): code compiled by vm.Script (the code-cache loader) cannot run one on Node 20
+// without an experimental flag, so esbuild turns each into a require.
+const common = { platform: 'node', target: 'node20', format: 'cjs', minify: true, mainFields: ['module', 'main'], legalComments: 'none', logLevel: 'warning', supported: { 'dynamic-import': false } }
+const bundled = await build({
+  ...common,
   entryPoints: ['agent/main.ts'],
   bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minify: true,
-  mainFields: ['module', 'main'],
+  write: false,
   outfile,
-  banner: { js: '#!/usr/bin/env node' },
   define: {
     __AGENT_VERSION__: JSON.stringify(pkg.version),
     __RUNTIME_PIN__: JSON.stringify(pin),
   },
-  legalComments: 'none',
-  logLevel: 'warning',
-  plugins: [lazyAwsSdk({ platform: 'node', target: 'node20', format: 'cjs', minify: true, mainFields: ['module', 'main'], legalComments: 'none', logLevel: 'warning' })],
+  plugins: [lazyModules({ aws: ['@aws-sdk/client-s3', '@aws-sdk/credential-providers'], undici: ['undici'], yaml: ['yaml'], tar: ['tar'] }, common)],
 })
-await chmod(outfile, 0o755)
+const out = loaderSource(bundled.outputFiles[0].text)
+await mkdir('dist', { recursive: true })
+// Whole or not at all: a running agent (or a test) never reads a half-written file.
+await writeFile(`${outfile}.tmp`, out, { mode: 0o755 })
+await chmod(`${outfile}.tmp`, 0o755)
+await rename(`${outfile}.tmp`, outfile)

@@ -6,6 +6,8 @@ export interface StageTimes {
   time<T>(stage: string, work: Promise<T>): Promise<T>
   /** a stage timed elsewhere: its start (ms since the process started) and length */
   add(stage: string, startMs: number, ms: number): void
+  /** a fact about this start, printed first as key=value (e.g. code-cache=used) */
+  note(key: string, value: string): void
   /** `timings: node=41@0 load=14@41 fetch=3@57 …` (ms, @ start in ms since the process started), in order of start */
   line(): string
 }
@@ -23,8 +25,10 @@ export function stageTimes(env: NodeJS.ProcessEnv, now: () => number = () => per
     stages.push({ stage: 'load', start: boot, ms: created - boot })
   }
   const add = (stage: string, start: number, ms: number) => void stages.push({ stage, start, ms })
+  const notes: string[] = []
   return {
     add,
+    note: (key, value) => void notes.push(`${key}=${value}`),
     time(stage, work) {
       const start = now()
       const done = () => add(stage, start, now() - start)
@@ -34,7 +38,7 @@ export function stageTimes(env: NodeJS.ProcessEnv, now: () => number = () => per
     line() {
       const end = now()
       const parts = [...stages].sort((a, b) => a.start - b.start).map((s) => `${s.stage}=${s.ms.toFixed(1)}@${s.start.toFixed(1)}`)
-      return `timings: ${parts.join(' ')} total=${end.toFixed(1)}`
+      return `timings: ${[...notes, ...parts].join(' ')} total=${end.toFixed(1)}`
     },
   }
 }
