@@ -376,7 +376,9 @@ def create_run(st, body, headers, multi):
     given = {field(p, 'name'): field(p, 'value', '') for p in params}
     effective = {p['name']: given.get(p['name'], p.get('value')) for p in workflow_parameters(wf)}
     dag = next((t.get('dag') for t in wf['spec']['templates'] if t.get('name') == wf['spec']['entrypoint']), None) or {}
-    tasks = [t['name'] for t in dag.get('tasks') or []] or [wf['spec']['entrypoint']]
+    retried = {t.get('name') for t in wf['spec']['templates'] if t.get('retryStrategy')}
+    # (task, retried): a task whose template has a retryStrategy runs under an Argo Retry node.
+    tasks = [(t['name'], t.get('template') in retried) for t in dag.get('tasks') or []] or [(wf['spec']['entrypoint'], False)]
     out_refs = [{'key': {'type': 'EXPERIMENT', 'id': exp['id']}, 'name': exp['name'], 'relationship': 'OWNER'}]
     if exp['_namespace']:
         out_refs.append(ns_ref(exp['_namespace']))
@@ -407,17 +409,19 @@ def advance(run):
         run['status'] = run['_outcome']
         run['finished_at'] = now()
         if run['_outcome'] == 'Failed':
-            run['_message'] = f"child '{run['_tasks'][-1]}' failed"
+            run['_message'] = f"child '{run['_tasks'][-1][0]}' failed"
     else:
         run['status'] = 'Running'
 
 
 def detail(run):
-    """ApiRunDetail: the run, and the live Argo Workflow (status.nodes) as KFP's persistence agent stores it."""
+    """ApiRunDetail: the run, and the live Argo Workflow as KFP's persistence agent stores it: status.nodes
+    holds the root DAG node, a Retry node per task with a retryStrategy, and the Pods (a retried task's
+    first attempt named task(0), as Argo names it)."""
     n, k = len(run['_tasks']), run['_tick']
-    nodes = {}
     wf_name = f"{run['name'][:20].lower().replace(' ', '-')}-{run['id'][:5]}"
-    for i, t in enumerate(run['_tasks']):
+    nodes = {wf_name: {'id': wf_name, 'name': wf_name, 'displayName': wf_name, 'type': 'DAG', 'phase': run['status'] or 'Pending', 'children': []}}
+    for i, (t, retried) in enumerate(run['_tasks']):
         if i >= k:
             break
         phase = 'Succeeded' if i < k - 1 or k > n else 'Running'
@@ -425,8 +429,16 @@ def detail(run):
             phase = run['_outcome']
         if run['status'] == 'Failed' and run.get('_message', '').startswith('Stopped') and phase == 'Running':
             phase = 'Failed'
-        node_id = f'{wf_name}-{1000 + i}'
-        nodes[node_id] = {'id': node_id, 'name': f'{wf_name}.{t}', 'displayName': t, 'type': 'Pod', 'templateName': t, 'phase': phase}
+        pod_id = f'{wf_name}-{1000 + i}'
+        parent = nodes[wf_name]
+        if retried:
+            retry_id = f'{wf_name}-{2000 + i}'
+            nodes[retry_id] = {'id': retry_id, 'name': f'{wf_name}.{t}', 'displayName': t, 'type': 'Retry', 'phase': phase, 'children': []}
+            parent['children'].append(retry_id)
+            parent = nodes[retry_id]
+        nodes[pod_id] = {'id': pod_id, 'name': f'{wf_name}.{t}' + ('(0)' if retried else ''), 'displayName': t + ('(0)' if retried else ''),
+                         'type': 'Pod', 'templateName': t, 'phase': phase}
+        parent['children'].append(pod_id)
     live = dict(run['_workflow'])
     live['status'] = {'phase': run['status'] or 'Pending', 'nodes': nodes}
     if run.get('_message'):

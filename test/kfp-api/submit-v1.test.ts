@@ -201,12 +201,14 @@ describe('metaflow-kfp submit to KFP 1.x (v1beta1)', () => {
     expect(run._parameters.alpha).toBe('0.3')
   })
 
-  it("--wait follows run.status and the workflow's pods, one line per task state change with --progress, and exits 0", async () => {
+  it("--wait follows run.status and the workflow's pods (a retried task's attempt as Argo names it), one line per task state change with --progress, and exits 0", async () => {
     await kfp1.configure({ outcome: 'Succeeded' })
     const r = await runAgent(['submit', ARGO_HELLO, '--host', kfp1.url, '--wait', '--poll-interval', '0.1', '--progress'], { env: env(tempDir()) })
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/task start RUNNING\n[\s\S]*task start SUCCEEDED/)
-    expect(r.stderr).toMatch(/task end SUCCEEDED/)
+    expect(r.stderr).toMatch(/task start\(0\) RUNNING\n[\s\S]*task start\(0\) SUCCEEDED/)
+    expect(r.stderr).toMatch(/task end\(0\) SUCCEEDED/)
+    // Argo's DAG and Retry nodes are not tasks: start, hello and end, each RUNNING then SUCCEEDED, and nothing else.
+    expect(r.stderr.split('\n').filter((l) => / task /.test(l))).toHaveLength(6)
     expect(r.stdout).toMatch(new RegExp(`^Run ${runIdOf(r)} SUCCEEDED$`, 'm'))
   })
 
@@ -228,7 +230,8 @@ describe('metaflow-kfp submit to KFP 1.x (v1beta1)', () => {
     const st = await runAgent(['status', id, '--host', kfp1.url], { env: e })
     expect(st.code, st.stderr).toBe(0)
     expect(st.stdout).toMatch(new RegExp(`^Run ${id}: RUNNING$`, 'm'))
-    expect(st.stdout).toMatch(/^ {2}task start: RUNNING$/m)
+    expect(st.stdout).toMatch(/^ {2}task start\(0\): RUNNING$/m)
+    expect(st.stdout.match(/^ {2}task /gm)).toHaveLength(1)
     const t = await runAgent(['terminate', id, '--host', kfp1.url], { env: e })
     expect(t.code, t.stderr).toBe(0)
     expect((await kfp1.log()).some((l) => l.method === 'POST' && l.path === `/apis/v1beta1/runs/${id}/terminate`)).toBe(true)
