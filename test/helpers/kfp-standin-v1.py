@@ -398,9 +398,11 @@ def advance(run):
     if run['status'] in FINAL:
         return
     if run['status'] == 'Terminating':
-        # KFP 1.8 stops a run by setting the workflow's activeDeadlineSeconds to 0: Argo then fails it.
+        # KFP 1.8 stops a run by setting the workflow's activeDeadlineSeconds to 0: Argo then fails it,
+        # its running pod with the message Argo writes when a deadline hits.
         run['status'] = 'Failed'
-        run['_message'] = 'Stopped with strategy \'Terminate\''
+        run['_message'] = 'Step exceeded its deadline'
+        run['_terminated'] = True
         run['finished_at'] = now()
         return
     run['_tick'] += 1
@@ -427,7 +429,7 @@ def detail(run):
         phase = 'Succeeded' if i < k - 1 or k > n else 'Running'
         if k > n and i == n - 1:
             phase = run['_outcome']
-        if run['status'] == 'Failed' and run.get('_message', '').startswith('Stopped') and phase == 'Running':
+        if run.get('_terminated') and phase == 'Running':
             phase = 'Failed'
         pod_id = f'{wf_name}-{1000 + i}'
         parent = nodes[wf_name]

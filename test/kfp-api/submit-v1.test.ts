@@ -237,7 +237,7 @@ describe('metaflow-kfp submit to KFP 1.x (v1beta1)', () => {
     expect((await kfp1.log()).some((l) => l.method === 'POST' && l.path === `/apis/v1beta1/runs/${id}/terminate`)).toBe(true)
     // KFP 1.x stops a run through Argo's deadline: the workflow ends Failed.
     const after = await runAgent(['status', id, '--host', kfp1.url], { env: e })
-    expect(after.stdout).toMatch(new RegExp(`^Run ${id}: FAILED \\(Stopped with strategy 'Terminate'\\)$`, 'm'))
+    expect(after.stdout).toMatch(new RegExp(`^Run ${id}: FAILED \\(Step exceeded its deadline\\)$`, 'm'))
     const again = await runAgent(['terminate', id, '--host', kfp1.url], { env: e })
     expect(again.code, again.stderr).toBe(64)
     expect(oneErrorLine(again)).toMatch(/failed to terminate run .*KFP refused it: 400 /)
