@@ -265,6 +265,81 @@ describe('KFP run-time rules (test/pipelines/kfp_rules.py)', () => {
     expect(r.lines).toEqual([expect.stringMatching(/^.*bad\.kfp\.yaml: task -: parse: .*dependsOn/)])
   })
 
+  describe("hold a switch's condition groups to the driver's rules and to the kfp SDK's dsl.If/Elif/Else with dsl.OneOf", () => {
+    let dir: string
+    let pipeline: string
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'mfkfp-test-'))
+      pipeline = await generateFile(join(FIXTURE_FLOWS, 'generate', 'switch_flow.py'), join(dir, 'switch_flow.kfp.yaml'))
+    }, 120_000)
+    afterAll(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true })
+    })
+
+    const IF = "condition: inputs.parameter_values['pipelinechannel--start-switch_step'] == 'a'"
+    const ELSE = `condition: "!(inputs.parameter_values['pipelinechannel--start-switch_step'] == 'a')"`
+    // Each broken pipeline, and the lines the checker must print for it (file prefix left out), nothing else.
+    const CONDITION_MUTATIONS: { name: string; edit: (t: string) => string; expected: RegExp[] }[] = [
+      {
+        name: 'a condition reading an input its task does not pass',
+        edit: (t) => mutate(t, IF, "condition: inputs.parameter_values['pipelinechannel--start-switch'] == 'a'"),
+        expected: [/^task condition-branches-1\/condition-2: condition-input: triggerPolicy\.condition reads inputs\.parameter_values\['pipelinechannel--start-switch'\], which the task does not pass/, SDK_BUILD],
+      },
+      {
+        name: 'a condition comparing the text switch_step with a number, which CEL cannot',
+        edit: (t) => mutate(t, IF, "condition: inputs.parameter_values['pipelinechannel--start-switch_step'] == 1"),
+        expected: [/^task condition-branches-1\/condition-2: condition-type: triggerPolicy\.condition compares the STRING input 'pipelinechannel--start-switch_step' with 1/, SDK_BUILD],
+      },
+      {
+        name: 'a condition with an unbalanced parenthesis',
+        edit: (t) => mutate(t, ELSE, `condition: "!(inputs.parameter_values['pipelinechannel--start-switch_step'] == 'a'"`),
+        expected: [/^task condition-branches-1\/condition-3: condition-syntax: /, /^task b: sdk-conditions: ours is \["!\(\('output', 'start', 'switch_step'\) == 'a'"\], the kfp SDK's dsl compiles \["!\(\('output', 'start', 'switch_step'\) == 'a'\)"\]/],
+      },
+      {
+        name: 'an Else branch that negates another case than the If tests, so both cases can run',
+        edit: (t) => mutate(t, ELSE, `condition: "!(inputs.parameter_values['pipelinechannel--start-switch_step'] == 'b')"`),
+        expected: [/^task b: sdk-conditions: ours is \[.*== 'b'\)"\], the kfp SDK's dsl compiles \[.*== 'a'\)"\]/],
+      },
+      {
+        name: 'a last case tested on its own rather than as dsl.Else, which a dsl.OneOf over the cases needs',
+        edit: (t) => mutate(t, ELSE, "condition: inputs.parameter_values['pipelinechannel--start-switch_step'] == 'b'"),
+        expected: [/^task -: sdk-build: the kfp SDK .*dsl\.OneOf must include an output from a task in a dsl\.Else group/],
+      },
+      {
+        name: "a case branch that waits for the other one, which the driver skips whenever that one's condition is false",
+        edit: (t) => mutate(t, '        condition-3:\n          taskInfo:\n            name: condition-3\n', '        condition-3:\n          taskInfo:\n            name: condition-3\n          dependentTasks:\n            - condition-2\n'),
+        expected: [/^task condition-branches-1\/condition-3: condition-dependency: dependentTasks names 'condition-2', which has a triggerPolicy\.condition/, /^task b: sdk-waits-for: ours is \['a', 'start'\], the kfp SDK's dsl compiles \['start'\]/],
+      },
+      {
+        name: "a dsl.OneOf selecting an output its branch does not declare",
+        edit: (t) => mutate(t, '                - producerSubtask: condition-3\n                  outputParameterKey: pipelinechannel--b-task_id', '                - producerSubtask: condition-3\n                  outputParameterKey: pipelinechannel--b-task'),
+        expected: [/^task comp-condition-branches-1: dag-output: dag output 'pipelinechannel--condition-branches-1-oneof-1' reads output 'pipelinechannel--b-task', which task condition-3 does not declare/, SDK_BUILD],
+      },
+      {
+        name: 'a step waiting for the condition group without reading its dsl.OneOf output',
+        edit: (t) => mutate(t, "            case_task_id:\n              taskOutputParameter:\n                producerTask: condition-branches-1\n                outputParameterKey: pipelinechannel--condition-branches-1-oneof-1\n", ''),
+        expected: [/^task end: input-missing: component comp-end input 'case_task_id' gets no value/, SDK_BUILD],
+      },
+    ]
+
+    it('hold for what generate writes for a switch', async () => {
+      expect(pipeline).toContain('triggerPolicy')
+      const r = await check([join(dir, 'switch_flow.kfp.yaml')])
+      expect(r.lines).toEqual(['ok'])
+    })
+
+    it.each(CONDITION_MUTATIONS.map((m, i) => [m.name, i] as const))('flag %s', async (_name, i) => {
+      const m = CONDITION_MUTATIONS[i]!
+      const p = join(dir, `c${i}.kfp.yaml`)
+      writeFileSync(p, m.edit(pipeline))
+      const r = await check([p])
+      expect(r.code).toBe(1)
+      const lines = r.lines.map((l) => l.slice(p.length + 2))
+      expect(lines, lines.join('\n')).toHaveLength(m.expected.length)
+      for (const want of m.expected) expect(lines, String(want)).toContainEqual(expect.stringMatching(want))
+    })
+  })
+
   describe('compare container env and resources with the kfp SDK (set_env_variable, set_cpu_/memory_request and _limit, set_accelerator_type and _limit)', () => {
     let dir: string
     const out: Record<string, string> = {}

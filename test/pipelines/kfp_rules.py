@@ -37,8 +37,7 @@ ARTIFACT = re.compile(r"^\{\{\$\.(inputs|outputs)\.artifacts\['([^']+)'\]\.(uri|
 def load(path):
     """The IR as the canonical proto-JSON dict (so 2 and 2.0, or omitted defaults, compare equal)."""
     with open(path) as f:
-        # The pipeline is the first document; a PlatformSpec may follow it (generate writes @timeout there).
-        doc = next(d for d in yaml.safe_load_all(f) if d is not None)
+        doc = yaml.safe_load(f)
     spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
     return json_format.MessageToDict(spec)
 
@@ -146,6 +145,28 @@ def static_violations(ir):
             if want and have and not compatible(have, want):
                 bad(path, 'input-type', f'input {name!r} is {want} but gets a {have} value (the driver fails with "type mismatch"; declare matching types)')
 
+        # A condition (driver/dag.go, container.go: expression.Condition) is CEL over the task's own resolved
+        # inputs: each inputs.parameter_values['x'] it reads must be an input the task passes and its
+        # component declares, and CEL has no == between a string and a number ("no such overload").
+        condition = task.get('triggerPolicy', {}).get('condition')
+        if condition:
+            if condition.count('(') != condition.count(')') or condition.count("'") % 2:
+                bad(path, 'condition-syntax', f'triggerPolicy.condition {condition!r} has unbalanced parentheses or quotes (KFP\'s driver fails to compile it; write it as the kfp SDK does)')
+            for m in CONDITION_INPUT.finditer(condition):
+                name = m.group(2)
+                if name not in inputs or name not in declared_in:
+                    bad(path, 'condition-input', f"triggerPolicy.condition reads inputs.parameter_values['{name}'], which the task does not {'pass' if name not in inputs else 'declare'} (the driver evaluates it over the task's own inputs and fails with no such key; pass and declare it)")
+                    continue
+                ptype = declared_in[name].get('parameterType')
+                literal = m.group(3)
+                if literal is not None and m.group(1) is None:
+                    is_text = literal[0] in '\'"'
+                    if (ptype in NUMBER_TYPES and is_text) or (ptype == 'STRING' and not is_text):
+                        bad(path, 'condition-type', f"triggerPolicy.condition compares the {ptype} input {name!r} with {literal} (CEL has no such overload, so the driver fails the task; compare it with a {'number' if ptype in NUMBER_TYPES else 'quoted string'})")
+        for dep in task.get('dependentTasks', []):
+            if dep in siblings and dep != key and siblings[dep].get('triggerPolicy', {}).get('condition'):
+                bad(path, 'condition-dependency', f'dependentTasks names {dep!r}, which has a triggerPolicy.condition: when it is false KFP skips {dep} and every task that depends on it (Argo omits it), so this one never runs (depend on the condition-branches group and read its dsl.OneOf output)')
+
         # Every declared input without a default must get a value (resolveInputs: "neither value nor default value").
         for name, d in declared_in.items():
             if iterator and name == iterator.get('itemInput'):
@@ -232,7 +253,29 @@ def static_violations(ir):
             if not whole_executor_input:
                 for name in sorted(set(outs) - written):
                     bad(path, 'output-unwritten', f'output {name!r} of component {ref} has no {{{{$.outputs.parameters[\'{name}\'].output_file}}}} argument, so the command cannot write it and the launcher fails the task (pass its output_file)')
+    # A DAG's outputs (driver/resolve.go resolveUpstreamParameters): each selector names a task of the DAG
+    # and an output it declares; a dsl.OneOf needs at least two branches to choose from.
+    for comp_name, comp in comps.items():
+        dag = comp.get('dag')
+        if not dag:
+            continue
+        declared_out = comp.get('outputDefinitions', {}).get('parameters', {})
+        for name, spec in dag.get('outputs', {}).get('parameters', {}).items():
+            if name not in declared_out:
+                bad(comp_name, 'dag-output', f'dag output {name!r} is not in outputDefinitions (a task reading it gets nothing; declare it)')
+            selectors = [spec['valueFromParameter']] if 'valueFromParameter' in spec else spec.get('valueFromOneof', {}).get('parameterSelectors', [])
+            for sel in selectors:
+                producer, okey = sel.get('producerSubtask'), sel.get('outputParameterKey')
+                ptask = dag.get('tasks', {}).get(producer)
+                if ptask is None:
+                    bad(comp_name, 'dag-output', f'dag output {name!r} reads producerSubtask {producer!r}, which is not a task of that DAG (name one of its tasks)')
+                elif okey not in comps.get(ptask.get('componentRef', {}).get('name'), {}).get('outputDefinitions', {}).get('parameters', {}):
+                    bad(comp_name, 'dag-output', f'dag output {name!r} reads output {okey!r}, which task {producer} does not declare (fix the key)')
     return out
+
+
+# inputs.parameter_values['x'] (group 2), a call around it such as int(...) (group 1), and the literal it is compared with (group 3).
+CONDITION_INPUT = re.compile(r"(?:(int|double|string)\()?inputs\.parameter_values\['([^']+)'\]\)?(?:\s*(?:==|!=)\s*('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?\d+(?:\.\d+)?|true|false))?")
 
 
 def compatible(have, want):
@@ -371,6 +414,8 @@ def reference_ir(ir):
             if 'taskOutputParameter' in spec:
                 p = spec['taskOutputParameter']
                 producer = made.get(p.get('producerTask'))
+                if isinstance(producer, dict) and p.get('outputParameterKey') in producer.get('outputs', {}):
+                    return producer['outputs'][p['outputParameterKey']]
                 if producer is None or isinstance(producer, dict):
                     raise CannotBuild(f'producerTask {p.get("producerTask")!r} is not a container task of the same DAG')
                 if p.get('outputParameterKey') not in producer.outputs:
@@ -391,7 +436,8 @@ def reference_ir(ir):
             if 'dag' in comp:
                 it = t.get('parameterIterator')
                 if not it:
-                    raise CannotBuild(f'task {key}: a sub-DAG without an iterator is not built')
+                    made[key] = build_branches(key, t, comp, {name: value(spec) for name, spec in ins.items()})
+                    continue
                 items_name = it.get('items', {}).get('inputParameter')
                 if items_name not in ins:
                     raise CannotBuild(f'task {key}: the iterator items {items_name!r} is not an input of the loop task')
@@ -425,11 +471,74 @@ def reference_ir(ir):
                     backoff_factor=r.get('backoffFactor'),
                     backoff_max_duration=r.get('backoffMaxDuration'),
                 )
-            after = [first_container_task(made, d) for d in t.get('dependentTasks', []) if d in made]
+            after = []
+            for d in t.get('dependentTasks', []):
+                if isinstance(made.get(d), dict) and 'outputs' in made[d]:
+                    # The SDK orders a task after a dsl.If/Else group only through its dsl.OneOf output.
+                    if not any(spec.get('taskOutputParameter', {}).get('producerTask') == d for spec in ins.values()):
+                        raise CannotBuild(f'task {key} waits for the condition group {d} without reading its dsl.OneOf output (the SDK refuses .after() across a dsl.If)')
+                elif d in made:
+                    after.append(first_container_task(made, d))
             if after:
                 task.after(*after)
             made[key] = task
         return made
+
+    def build_branches(key, t, comp, env):
+        """A condition-branches group: dsl.If / dsl.Elif ... / dsl.Else over its condition tasks, each a DAG of its own.
+
+        The branches' order comes from their conditions (dsl.Elif's negates every earlier branch), the
+        value each compares from the group's inputs; the SDK then writes its own conditions to compare.
+        """
+        branches = comp['dag'].get('tasks', {})
+        if not branches or any('condition' not in b.get('triggerPolicy', {}) for b in branches.values()):
+            raise CannotBuild(f'task {key}: a sub-DAG without an iterator that is not a group of condition branches is not built')
+        ordered = sorted(branches, key=lambda k: branches[k]['triggerPolicy']['condition'].count('!('))
+        outputs_of, first = {}, None
+        for i, bkey in enumerate(ordered):
+            b = branches[bkey]
+            bcomp = comps.get(b.get('componentRef', {}).get('name'))
+            if bcomp is None or 'dag' not in bcomp:
+                raise CannotBuild(f'task {key}: condition branch {bkey} is not a DAG component')
+            benv = {}
+            for name, spec in b.get('inputs', {}).get('parameters', {}).items():
+                src = spec.get('componentInputParameter')
+                if src not in env:
+                    raise CannotBuild(f'condition branch {bkey}: input {name!r} does not come from the group\'s inputs')
+                benv[name] = env[src]
+            cond = b['triggerPolicy']['condition']
+            positive = re.search(r"(?<!!\()inputs\.parameter_values\['([^']+)'\] (==|!=) '([^']*)'(?!\))", cond)
+            if positive is None and i == len(ordered) - 1 and i > 0:
+                context = dsl.Else()
+            elif positive is not None:
+                channel = benv.get(positive.group(1))
+                if channel is None:
+                    raise CannotBuild(f'condition branch {bkey}: its condition reads {positive.group(1)!r}, which it is not given')
+                test = channel == positive.group(3) if positive.group(2) == '==' else channel != positive.group(3)
+                context = dsl.If(test) if i == 0 else dsl.Elif(test)
+            else:
+                raise CannotBuild(f'condition branch {bkey}: the condition {cond!r} is neither a comparison of a string input nor the negation of every earlier branch')
+            with context:
+                inner = build_dag(bcomp, benv)
+            first = first or next(iter([v if not isinstance(v, dict) else v['first'] for v in inner.values()]), None)
+            outs = {}
+            for name, spec in bcomp['dag'].get('outputs', {}).get('parameters', {}).items():
+                sel = spec.get('valueFromParameter', {})
+                producer = inner.get(sel.get('producerSubtask'))
+                if producer is None:
+                    raise CannotBuild(f'condition branch {bkey}: output {name!r} reads no task of the branch')
+                outs[name] = producer['outputs'][sel['outputParameterKey']] if isinstance(producer, dict) else producer.outputs[sel.get('outputParameterKey')]
+            outputs_of[bkey] = outs
+        group_outputs = {}
+        for name, spec in comp['dag'].get('outputs', {}).get('parameters', {}).items():
+            sels = spec.get('valueFromOneof', {}).get('parameterSelectors', [])
+            try:
+                group_outputs[name] = dsl.OneOf(*[outputs_of[sel['producerSubtask']][sel['outputParameterKey']] for sel in sels])
+            except KeyError as e:
+                raise CannotBuild(f'task {key}: output {name!r} selects {e}, which no branch outputs') from e
+            except Exception as e:  # noqa: BLE001 - the SDK's own refusal of the OneOf
+                raise CannotBuild(f'task {key}: the kfp SDK refuses the dsl.OneOf of output {name!r}: {e}') from e
+        return {'first': first, 'outputs': group_outputs}
 
     root_params = []
     for name, d in ir.get('root', {}).get('inputDefinitions', {}).get('parameters', {}).items():
@@ -501,7 +610,22 @@ def projection(ir):
             return {key}
         return set().union(*[expand(c, k) for k in c['dag'].get('tasks', {})] or [set()])
 
-    def visit(dag_comp, trace_env, loops, waits):
+    def dag_output(comp, name):
+        """A condition group's output traced to the container task outputs it selects from, whatever the groups are named."""
+        spec = comp.get('dag', {}).get('outputs', {}).get('parameters', {}).get(name, {})
+        tasks = comp.get('dag', {}).get('tasks', {})
+
+        def one(sel):
+            c = comps.get(tasks.get(sel.get('producerSubtask'), {}).get('componentRef', {}).get('name'), {})
+            return dag_output(c, sel.get('outputParameterKey')) if 'dag' in c else ('output', sel.get('producerSubtask'), sel.get('outputParameterKey'))
+
+        if 'valueFromParameter' in spec:
+            return one(spec['valueFromParameter'])
+        if 'valueFromOneof' in spec:
+            return ('oneof',) + tuple(sorted(repr(one(sel)) for sel in spec['valueFromOneof'].get('parameterSelectors', [])))
+        return ('no such dag output', name)
+
+    def visit(dag_comp, trace_env, loops, waits, conditions=()):
         tasks = dag_comp.get('dag', {}).get('tasks', {})
 
         def source(spec):
@@ -511,6 +635,8 @@ def projection(ir):
                 p = spec['taskOutputParameter']
                 prod = tasks.get(p.get('producerTask'), {})
                 pc = comps.get(prod.get('componentRef', {}).get('name'), {})
+                if 'dag' in pc and 'parameterIterator' not in prod:
+                    return dag_output(pc, p.get('outputParameterKey'))
                 return ('output', p.get('producerTask') if 'dag' not in pc else ('dag', p.get('producerTask')), p.get('outputParameterKey'))
             if 'runtimeValue' in spec:
                 return ('constant', repr(spec['runtimeValue'].get('constant')))
@@ -520,6 +646,14 @@ def projection(ir):
             comp = comps.get(t.get('componentRef', {}).get('name'), {})
             ins = t.get('inputs', {}).get('parameters', {})
             my_waits = waits | set().union(*[expand(dag_comp, d) for d in t.get('dependentTasks', []) if d in tasks] or [set()])
+            if 'dag' in comp and 'parameterIterator' not in t:
+                # A condition group: its condition, with each input it reads named by where that input comes from.
+                cond = t.get('triggerPolicy', {}).get('condition')
+                here = conditions
+                if cond:
+                    here = conditions + (re.sub(r"inputs\.parameter_values\['([^']+)'\]", lambda m: repr(source(ins.get(m.group(1), {}))), cond),)
+                visit(comp, {name: source(spec) for name, spec in ins.items()}, loops, frozenset(my_waits), here)
+                continue
             if 'dag' in comp:
                 it = t.get('parameterIterator', {})
                 items = source(ins.get(it.get('items', {}).get('inputParameter'), {}))
@@ -530,7 +664,7 @@ def projection(ir):
                 channel_types = sorted((repr(env.get(n, ('item of', items))), d.get('parameterType')) for n, d in declared.items())
                 loop = (items, item_type, t.get('iteratorPolicy', {}).get('parallelismLimit', 0), channel_types)
                 env[it.get('itemInput')] = ('item of', items)
-                visit(comp, env, loops + (loop,), frozenset(my_waits))
+                visit(comp, env, loops + (loop,), frozenset(my_waits), conditions)
                 continue
             ex = executor_of(ir, comp) or {}
             # Keyed by the task's own name; loop tasks are left out, as the SDK names them for-loop-N.
@@ -547,6 +681,8 @@ def projection(ir):
                 'cachingOptions': t.get('cachingOptions', {}),
                 # Not built into the reference: a condition shows up as a difference rather than passing unchecked.
                 'triggerPolicy': t.get('triggerPolicy', {}),
+                # The conditions of the dsl.If/Elif/Else groups it sits in, outermost first.
+                'conditions': list(conditions),
                 'sources': {n: source(s) for n, s in ins.items()},
                 'waits for': sorted(my_waits),
                 'loops': list(loops),
