@@ -3,6 +3,7 @@ import { stringify } from 'yaml'
 import { dagsOf, dependenciesOf, loopName, taskInDag, taskName } from './flow-plan.js'
 import type { FlowPlan, PlannedStep, SwitchCase } from './flow-plan.js'
 import type { FlowParameter } from './flow-reader.js'
+import { platformDocument } from './kfp-platform.js'
 
 type Obj = Record<string, unknown>
 
@@ -311,7 +312,9 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
     components: sortKeys(components),
     deploymentSpec: { executors: sortKeys(executors) },
   }
-  return `${o.header.map((l) => `# ${l}`.trimEnd()).join('\n')}\n${toYaml(doc)}`
+  // @timeout's pod deadline goes in a second document, the PlatformSpec (kfp-platform.ts).
+  const platform = platformDocument(plan)
+  return `${o.header.map((l) => `# ${l}`.trimEnd()).join('\n')}\n${toYaml(doc)}${platform ? `---\n${toYaml(platform)}` : ''}`
 }
 
 /**

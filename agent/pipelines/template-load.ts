@@ -24,8 +24,11 @@ export function parseTemplate(text: string, path: string): LoadedTemplate {
   if (errors[0]) throw new AgentError('usage', `failed to parse the template ${path} as YAML: ${errors[0].message.split('\n')[0]}`, { hint: 'fix the YAML syntax' })
   const values = docs.map((d) => d.toJS({ maxAliasCount: 100 }) as unknown).filter((v) => v !== null && v !== undefined)
   if (values.length === 0) throw new AgentError('usage', `failed to parse the template ${path}: it is empty`, { hint: 'give a KFP v2 pipeline or an Argo Workflow' })
-  if (values.length > 1) {
-    throw new AgentError('usage', `failed to run the template ${path} locally: run-local does not support a second YAML document (such as a KFP PlatformSpec)`, {
+  // A KFP v2 pipeline may be followed by its PlatformSpec (platforms: …), as the kfp SDK writes it
+  // and generate does for @timeout; run-local runs the pipeline and leaves the pod settings to KFP.
+  const platform = values.length === 2 && isPlatformSpec(values[1]) && isMapping(values[0]) && !('apiVersion' in values[0])
+  if (values.length > 1 && !platform) {
+    throw new AgentError('usage', `failed to run the template ${path} locally: run-local supports a second YAML document only as a KFP pipeline's PlatformSpec (platforms: …)`, {
       hint: 'keep one pipeline or workflow per file',
     })
   }
@@ -39,4 +42,12 @@ export function parseTemplate(text: string, path: string): LoadedTemplate {
   throw new AgentError('usage', `failed to recognise the template ${path}: it is neither a KFP v2 pipeline (pipelineInfo, root, deploymentSpec) nor an Argo Workflow (apiVersion argoproj.io/v1alpha1)`, {
     hint: 'start from one of pipeline-templates/*.kfp.yaml or *.argo.yaml',
   })
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function isPlatformSpec(v: unknown): boolean {
+  return isMapping(v) && Object.keys(v).length === 1 && isMapping(v.platforms)
 }

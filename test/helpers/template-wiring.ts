@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
-import { parse } from 'yaml'
+import { parse, parseAllDocuments } from 'yaml'
 import { PYTHON } from './paths'
 
 const run = promisify(execFile)
@@ -74,7 +74,8 @@ function argsOf(args: string[], fill: (text: string) => Origin): Omit<StepWiring
 
 /** The wiring of every container task of a KFP v2 pipeline. */
 export function kfpWiring(text: string): StepWiring[] {
-  const doc = parse(text) as Obj
+  // The pipeline is the first document; generate puts @timeout's PlatformSpec in a second.
+  const doc = (parseAllDocuments(text) as unknown as { toJS(): unknown }[])[0]?.toJS() as Obj
   const out: StepWiring[] = []
   const stepOfTask = (comp: Obj): string | undefined => {
     if (!comp.executorLabel) return undefined

@@ -4,10 +4,13 @@ import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { parse } from 'yaml'
+import { parseAllDocuments } from 'yaml'
 import { agentEnv, runAgent } from '../helpers/agent-process'
 import { FIXTURE_FLOWS, FLOWS, PYTHON, REPO } from '../helpers/paths'
 import { MOTO_KEYS, makeBucket, startMoto } from '../helpers/moto'
+import { kfpRules } from '../helpers/kfp-rules'
+import { startStandIn } from '../kfp-api/standin'
+import { env as submitEnv, runIdOf } from '../kfp-api/submit-helpers'
 import { argoLint, kfpCheck } from '../helpers/template-checks'
 import { useTempDir } from '../helpers/temp-dir'
 import { argoWiring, kfpWiring, metaflowGraph, wiringProblems } from '../helpers/template-wiring'
@@ -20,6 +23,11 @@ const TEMPLATE_FLOWS = ['hello_flow', 'branch_flow', 'foreach_flow', 'nested_for
 const SHAPES = ['nested_branch_flow', 'triple_foreach_flow', 'foreach_in_branch_flow', 'branch_in_foreach_flow', 'linear_flow', 'config_flow', 'include_file_flow', 'project_flow', 'card_flow']
 
 type Obj = Record<string, any>
+
+/** The pipeline: the first YAML document (a KFP file carries its PlatformSpec second when a step has @timeout). */
+function parse(text: string): any {
+  return (parseAllDocuments(text) as ReturnType<typeof parseAllDocuments> & unknown[])[0]?.toJS()
+}
 
 /** The wiring as comparable data: one entry per step, sets sorted. */
 function normalised(w: StepWiring[]) {
@@ -233,6 +241,45 @@ describe('metaflow-kfp generate', () => {
       }
     })
   })
+
+  it("gives a @timeout step a pod deadline on KFP too, in the PlatformSpec as kfp-kubernetes' set_timeout writes it, which the SDK, KFP's rules, run-local's reader and submit accept", async () => {
+    const dir = tempDir()
+    const file = join(dir, 'p.yaml')
+    const text = await generateFile(join(CORPUS, 'linear_flow.py'), file)
+    const docs = parseAllDocuments(text).map((d) => d.toJS() as Obj)
+    expect(docs).toHaveLength(2)
+    // The kfp SDK's own output for a task with kubernetes.set_timeout(task, 900): the same entry.
+    const reference = execFileSync(PYTHON, ['-c', [
+      'import sys, tempfile, os, yaml',
+      'from kfp import dsl, compiler, kubernetes',
+      '@dsl.container_component',
+      'def start():',
+      '    return dsl.ContainerSpec(image="x", command=["/a"])',
+      '@dsl.pipeline(name="p")',
+      'def p():',
+      '    kubernetes.set_timeout(start(), 900)',
+      'out = os.path.join(tempfile.mkdtemp(), "p.yaml")',
+      'compiler.Compiler().compile(p, out)',
+      'print(yaml.safe_dump(list(yaml.safe_load_all(open(out)))[1]))',
+    ].join('\n')], { encoding: 'utf8' })
+    expect(docs[1]).toEqual(parse(reference))
+    expect(Object.keys(docs[1]?.platforms.kubernetes.deploymentSpec.executors)).toEqual(['exec-start'])
+    expect((await kfpCheck([file])).output).toBe('ok\n')
+    const rules = await kfpRules([file])
+    expect(rules.lines).toEqual(['ok'])
+    expect(rules.code).toBe(0)
+    // run-local reads the two documents (a dry run would not: the generate-run corpus runs linear_flow to the end).
+    const standin = await startStandIn(dir, { multi_user: false })
+    try {
+      const r = await runAgent(['submit', file, '--host', standin.url], { env: submitEnv(tempDir()) })
+      expect(r.stderr).not.toMatch(/error:/)
+      expect(r.code).toBe(0)
+      const run = (await standin.runs()).find((x) => x.run_id === runIdOf(r)) as Obj
+      expect(run.pipeline_spec.platform_spec).toEqual(docs[1])
+    } finally {
+      await standin.stop()
+    }
+  }, 180_000)
 
   describe('stores an IncludeFile in the datastore, as argo-workflows create does', () => {
     const flow = join(CORPUS, 'include_file_flow.py')
