@@ -37,7 +37,8 @@ ARTIFACT = re.compile(r"^\{\{\$\.(inputs|outputs)\.artifacts\['([^']+)'\]\.(uri|
 def load(path):
     """The IR as the canonical proto-JSON dict (so 2 and 2.0, or omitted defaults, compare equal)."""
     with open(path) as f:
-        doc = yaml.safe_load(f)
+        # The pipeline is the first document; a PlatformSpec may follow it (generate writes @timeout there).
+        doc = next(d for d in yaml.safe_load_all(f) if d is not None)
     spec = json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
     return json_format.MessageToDict(spec)
 
