@@ -138,6 +138,8 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
   }
 
   let counter = 0
+  // The switch_step channels of the conditions each loop sits in: the kfp SDK passes them into the loop too.
+  const loopChannels = new Map<string, string[]>()
   let root: Obj = {}
   for (const dag of dagsOf(plan)) {
     const base = dag.stack.length === 0 ? 0 : (plan.byStep.get(dag.stack[dag.stack.length - 1] as string) as PlannedStep).guard.length
@@ -154,6 +156,7 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
     for (const g of dag.stack.slice(0, -1)) inputDefs[item(plan, g)] = { parameterType: 'NUMBER_INTEGER' }
     inputDefs[`pipelinechannel--${plan.byStep.get(foreach)?.task}-splits`] = { parameterType: 'LIST' }
     inputDefs[item(plan, foreach)] = { parameterType: 'NUMBER_INTEGER' }
+    for (const c of loopChannels.get(loopName(plan, foreach)) ?? []) inputDefs[c] = { parameterType: 'STRING' }
     components[`comp-${loopName(plan, foreach)}`] = { inputDefinitions: { parameters: inputDefs }, dag: { tasks } }
   }
 
@@ -162,7 +165,7 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
    * cases sit in a condition-branches-N group holding one condition-N group per case, as the kfp
    * SDK compiles dsl.If/Elif/Else; a dependency on a task inside a case becomes one on the group.
    */
-  function emitGroup(group: CaseGroup, codeName: string): Obj {
+  function emitGroup(group: CaseGroup, codeName: string, channels: readonly string[] = []): Obj {
     const tasks: Obj = {}
     const elementOf = new Map<string, string>()
     const branchNames = new Map<CaseBranches, string>()
@@ -199,19 +202,22 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
         tasks[el.task] = sortTask(task)
         if (el.isForeach) {
           const loop = loopTask(el, codeName)
-          loop.dependentTasks = depsOf([loopName(plan, el.step)])
+          const deps = depsOf([loopName(plan, el.step)])
+          if (deps.length > 0) loop.dependentTasks = deps
+          loopChannels.set(loopName(plan, el.step), [...channels])
+          for (const c of channels) (loop.inputs as { parameters: Obj }).parameters[c] = { componentInputParameter: c }
           tasks[loopName(plan, el.step)] = sortTask(loop)
         }
         continue
       }
       const name = branchNames.get(el) as string
-      tasks[name] = branchesTask(el, name, codeName, depsOf(tasksUnder(el, (f) => loopName(plan, f))), caseEnds(el))
+      tasks[name] = branchesTask(el, name, codeName, channels, depsOf(tasksUnder(el, (f) => loopName(plan, f))), caseEnds(el))
     }
     return tasks
   }
 
   /** A switch's condition-branches group: one condition-N group per case, If/Elif/.../Else on its switch_step. */
-  function branchesTask(b: CaseBranches, name: string, codeName: string, deps: string[], ends: Map<string, string[]>): Obj {
+  function branchesTask(b: CaseBranches, name: string, codeName: string, channels: readonly string[], deps: string[], ends: Map<string, string[]>): Obj {
     const sw = plan.byStep.get(b.switch) as PlannedStep
     const channel = `pipelinechannel--${sw.task}-switch_step`
     const cases = sw.switchCases as string[]
@@ -223,7 +229,7 @@ export function writeKfp(plan: FlowPlan, o: WriterOptions): string {
       const group = b.cases.get(c) as CaseGroup
       const cname = `condition-${++counter}`
       caseNames.push(cname)
-      const tasks = emitGroup(group, 'pipelinechannel--code_url')
+      const tasks = emitGroup(group, 'pipelinechannel--code_url', [...channels, channel])
       const groupNeeds = needsOf(tasks)
       groupNeeds.set(channel, 'STRING')
       for (const [k, v] of groupNeeds) needs.set(k, v)
