@@ -360,7 +360,6 @@ describe('metaflow-kfp generate', () => {
 
   describe('refuses what it cannot carry, by name, with exit 64', () => {
     it.each([
-      ['switch_flow.py', 'failed to generate a pipeline for step start: a switch (self.next({...}, condition=...)) is not supported'],
       ['parallel_flow.py', 'failed to generate a pipeline for step start: self.next(..., num_parallel=N) for @parallel is not supported'],
     ])('%s', async (file, message) => {
       const dir = tempDir()
