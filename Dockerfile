@@ -33,6 +33,10 @@ COPY dist/metaflow-kfp /usr/local/bin/metaflow-kfp
 RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin metaflow \
  && node --version && metaflow-kfp --version
 
+# Warm-up steps of a tiny flow write V8's code cache beside the agent and the runtime marker into the venv,
+# so a task neither compiles the bundle nor starts Python to find the pin (README, Benchmark).
+RUN --mount=type=bind,source=scripts/image-warm-up.sh,target=/tmp/image-warm-up.sh sh /tmp/image-warm-up.sh
+
 ENV PATH=/opt/metaflow/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/home/metaflow

@@ -57,6 +57,8 @@ function expectStepOk(r: Finished, label: string): void {
   expect(r.stderr).toMatch(/metaflow-kfp: running \w+Flow\//)
   // The runtime check found the baked pin: the agent logs "installing …" only when it installs.
   expect(r.stderr).not.toMatch(/installing/i)
+  // … and found it by the marker the image build wrote, without starting Python.
+  expect(r.stderr).toContain("is there (the image's runtime marker)")
 }
 
 describe('the image', () => {
@@ -186,6 +188,21 @@ describe('the image', () => {
     const sha = createHash('sha256').update(readFileSync(url.slice('file://'.length))).digest('hex')
     expect(url).toContain(sha)
     expect(text).toContain(sha)
+  })
+
+  it('starts from the code cache its build wrote, and checks with Python again once its venv changes', async () => {
+    const version = await podman(['run', '--rm', '--network', 'none', '-e', 'METAFLOW_KFP_TIMINGS=1', IMAGE, '--version'])
+    expect(version.code, version.stderr).toBe(0)
+    expect(version.stderr).toMatch(/timings: code-cache=used /)
+
+    // As root, a .pth file added to the venv's site-packages: the marker no longer vouches, and the step still runs.
+    const data = await dataDir()
+    const step = stepArgs(data, 'start', 'hello_flow.py', 'kfp-image-changed-venv').map((a) => `'${a}'`).join(' ')
+    const script = `for d in /opt/metaflow/lib/python3*/site-packages; do echo /nonexistent > "$d/zz-added.pth"; done; exec /usr/local/bin/metaflow-kfp ${step}`
+    const r = await podman(runArgs(data, FLOWS, ['-c', script], ['--user', '0', '--entrypoint', 'sh']))
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/the runtime marker does not vouch for python3: .*site-packages changed since it was made; checking with Python/)
+    expect(r.stderr).toMatch(/runtime check: metaflow \S+ is there \(\d+ ms\)/)
   })
 
   it('bakes the pinned Metaflow and boto3, runs as a non-root user and labels its version', async () => {
