@@ -9,6 +9,7 @@ import { agentEnv, runAgent } from '../helpers/agent-process'
 import { FIXTURE_FLOWS, FLOWS, PYTHON, REPO } from '../helpers/paths'
 import { MOTO_KEYS, makeBucket, startMoto } from '../helpers/moto'
 import { kfpRules } from '../helpers/kfp-rules'
+import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
 import { startStandIn } from '../kfp-api/standin'
 import { env as submitEnv, runIdOf } from '../kfp-api/submit-helpers'
 import { argoLint, kfpCheck } from '../helpers/template-checks'
@@ -314,6 +315,22 @@ describe('metaflow-kfp generate', () => {
       expect(r.stderr).toMatch(/failed to read the flow .*: parameter notes: failed to store its file in the datastore: .*could not open file 'missing\.txt'/)
       expect(existsSync(join(dir, 'q.yaml'))).toBe(false)
     })
+
+    it('lets a run give another file in place of the stored one, as Metaflow takes a path at init', async () => {
+      const dir = tempDir()
+      const root = join(dir, '.metaflow')
+      const pipeline = join(dir, 'p.yaml')
+      await generateFile(flow, pipeline, ['--datastore-root', root, '--code-url', `file://${flow}`])
+      writeFileSync(join(dir, 'other.txt'), 'first of the other notes\nsecond\n')
+      const r = await runAgent(['run-local', pipeline, '--code-url', `file://${flow}`, '--python', PYTHON, '--datastore-root', root, '--param', `notes=${join(dir, 'other.txt')}`], { cwd: dir, env: agentEnv() })
+      expect(r.stderr).not.toMatch(/error:/)
+      expect(r.code).toBe(0)
+      const pathspec = /^Metaflow run: (\S+)$/m.exec(r.stdout)?.[1] as string
+      const report = await metaflowRun(pathspec, localClientEnv(dir))
+      expect(report.successful).toBe(true)
+      expect(report.end.first_line).toBe('first of the other notes')
+      expect(report.end.blob_sha256).toBe(createHash('sha256').update(readFileSync(join(CORPUS, 'include_blob.bin'))).digest('hex'))
+    }, 180_000)
 
     it("stores it on S3 with the user's own credentials, where Metaflow's loader reads it", async () => {
       const moto = await startMoto()
