@@ -98,6 +98,15 @@ describe('parseArgs', () => {
     expect(p.config.code.timeoutMs).toBe(86_400_000)
   })
 
+  it("takes @project's --branch and --production for step and init, and refuses a branch name @project refuses", () => {
+    const cfg = parseArgs(['step', 'start', ...base, '--branch', 'feature_x', '--production'])
+    expect(cfg.kind === 'run' && [cfg.config.branch, cfg.config.production]).toEqual(['feature_x', true])
+    const init = parseArgs(['init', ...base])
+    expect(init.kind === 'run' && [init.config.branch, init.config.production]).toEqual([undefined, false])
+    expect(() => parseArgs(['init', ...base, '--branch', 'Feature-X'])).toThrow(/failed to accept --branch "Feature-X": Metaflow's @project takes lowercase letters, digits and underscores/)
+    expect(() => parseArgs(['step', 'start', ...base, '--production=yes'])).toThrow(/--production=yes: expected true or false/)
+  })
+
   it('reads flow parameters as NAME=VALUE and as JSON', () => {
     const p = parseArgs(['init', ...base, '--param', 'a=1=2', '--params-json', '{"b": [1, 2], "c": "x"}'])
     if (p.kind !== 'run') throw new Error('not run')
