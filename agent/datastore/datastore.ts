@@ -56,6 +56,8 @@ export interface TaskRecord {
   numSplits: number | null
   /** for a switch step (graph node type split-switch), the step it took; null for any other step or when not asked */
   switchStep: string | null
+  /** the steps the task went on to (`_transition`), when asked; null when it recorded none */
+  next: string[] | null
 }
 
 export function taskPrefix(t: Omit<TaskRef, 'attempt'>): string {
@@ -71,7 +73,7 @@ export async function isTaskDone(store: ObjectStore, t: TaskRef): Promise<boolea
  * Reads the attempt's record the way Metaflow's own readers do: the DONE lock must exist,
  * then data.json names each artifact's content-addressed blob, which is gzip'd pickle.
  */
-export async function readTaskRecord(store: ObjectStore, t: TaskRef, opts: { switchStep?: boolean } = {}): Promise<TaskRecord> {
+export async function readTaskRecord(store: ObjectStore, t: TaskRef, opts: { switchStep?: boolean; next?: boolean } = {}): Promise<TaskRecord> {
   const prefix = taskPrefix(t)
   if (!(await isTaskDone(store, t))) {
     throw new Error(`${store.root}/${prefix}/${t.attempt}.DONE.lock does not exist`)
@@ -86,17 +88,24 @@ export async function readTaskRecord(store: ObjectStore, t: TaskRef, opts: { swi
     throw new Error(`${store.root}/${dataKey} is not valid JSON`, { cause: err })
   }
   // The reads are independent: on S3 each is a round trip, so they go out together.
-  const [taskOk, numSplits, switchStep] = await Promise.all([
+  const [taskOk, numSplits, switchStep, next] = await Promise.all([
     readScalar(store, t.flow, objects, '_task_ok'),
     // The _parameters task that init writes has no foreach bookkeeping at all.
     '_foreach_num_splits' in objects ? readScalar(store, t.flow, objects, '_foreach_num_splits') : null,
     opts.switchStep ? readSwitchStep(store, t, objects) : null,
+    opts.next && '_transition' in objects ? readArtifact(store, t.flow, objects, '_transition', decodePickle).then(nextSteps) : null,
   ])
   if (typeof taskOk !== 'boolean') throw new Error(`_task_ok is ${String(taskOk)}, not a boolean`)
   if (numSplits !== null && (typeof numSplits !== 'number' || numSplits < 0)) {
     throw new Error(`_foreach_num_splits is ${String(numSplits)}, not a split count`)
   }
-  return { taskOk, numSplits: numSplits as number | null, switchStep }
+  return { taskOk, numSplits: numSplits as number | null, switchStep, next }
+}
+
+/** The step names of `_transition = ([steps], foreach var)`, or null when it holds something else (None at the end step). */
+function nextSteps(transition: PickleValue): string[] | null {
+  const steps = Array.isArray(transition) ? transition[0] : undefined
+  return Array.isArray(steps) && steps.every((s) => typeof s === 'string') ? (steps as string[]) : null
 }
 
 /**

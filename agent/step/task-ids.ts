@@ -74,8 +74,18 @@ export function inputPathsText(p: Placement): string {
   return compressInputPaths(inputPathsFor(p))
 }
 
-/** What the datastore says of one candidate parent task: finished with _task_ok True, ran without succeeding (failed, or still running), or never started. */
-export type TaskOutcome = 'ok' | 'failed' | 'absent'
+/**
+ * What the datastore says of one candidate parent task: finished with _task_ok True and went
+ * on to this step; finished but went on to another step; ran without succeeding (failed, or
+ * still running); or never started.
+ */
+export type TaskOutcome = 'ok' | 'elsewhere' | 'failed' | 'absent'
+
+const OUTCOME_TEXT: Record<Exclude<TaskOutcome, 'ok'>, string> = {
+  elsewhere: 'went on to another step',
+  failed: 'did not succeed',
+  absent: 'never ran',
+}
 
 /** Candidates at one position of which exactly one must have finished. */
 interface Choice {
@@ -94,8 +104,8 @@ export const RESOLVE_CONCURRENCY = 32
  * several: a group of --parent-any at the parents' position, or for a --join-foreach of
  * several steps, each split. Metaflow's own runtime does the same in memory: a switch's
  * convergence step (and a join whose branch or foreach body ends in a switch) takes, of its
- * graph parents, the one task that finished at its position. Exactly one candidate must have
- * finished with _task_ok True: none means this task was placed wrongly or too early, two
+ * graph parents, the one task that finished at its position and went on to it. Exactly one
+ * candidate must have finished with _task_ok True and name this step in its _transition: none means this task was placed wrongly or too early, two
  * means the pipeline ran cases a switch cannot both take; either is refused (exit 64), as
  * letting Metaflow guess would join the wrong task.
  */
@@ -131,7 +141,7 @@ export async function resolveInputPaths(p: Placement, outcome: (step: string, ta
       }
       const where = choice.split === undefined ? '' : ` at split ${choice.split}`
       const text = ok.length === 0
-        ? `of ${choice.flag}, none finished${where}: ${choice.candidates.map((c, k) => `${c.path} ${outcomes[k] === 'failed' ? 'did not succeed' : 'never ran'}`).join(', ')}`
+        ? `of ${choice.flag}, none finished${where}: ${choice.candidates.map((c, k) => `${c.path} ${OUTCOME_TEXT[outcomes[k] as Exclude<TaskOutcome, 'ok'>]}`).join(', ')}`
         : `of ${choice.flag}, exactly one may have finished${where}, but ${ok.map((c) => c.path).join(' and ')} did`
       problems.push({ at, text, why: ok.length === 0 ? 'none' : 'several' })
     }

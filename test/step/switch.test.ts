@@ -184,6 +184,20 @@ describe('switches run task by task, judged against python flow.py run', () => {
     expect(agent.end.result).toBe('l2+right')
   }, 180_000)
 
+  for (const mode of ['work', 'skip']) {
+    it(`runs a switch whose case ${mode === 'skip' ? 'skips straight to the end, a parent of end as the switch itself' : 'runs a step before the end the switch could skip to'}: --parent-any takes the candidate that went on to end`, async () => {
+      const reference = referenceRun('switch_skip_flow.py', ['--mode', mode])
+      const d = new Driver('switch_skip_flow.py', tempDir())
+      expect((await d.step('start', '--param', `mode=${mode}`)).switch_step).toBe(mode === 'skip' ? 'end' : 'work')
+      if (mode === 'work') await d.step('work', '--parent', 'start')
+      // start finished either way; only its _transition says whether it went on to end.
+      await d.step('end', '--parent-any', 'work,start')
+      const agent = await judgeLocal(d, 'SwitchSkipFlow')
+      expectSameRun(agent, await reference)
+      expect(agent.end.result).toBe(mode === 'skip' ? 'skip:skipped' : 'work:worked')
+    }, 180_000)
+  }
+
   it('reports the case again when a switch step that already succeeded is retried, without running it twice', async () => {
     const d = new Driver('switch_flow.py', tempDir())
     expect((await d.step('start', '--param', 'mode=big')).switch_step).toBe('big')

@@ -135,6 +135,14 @@ describe('input paths with candidate parents', () => {
     })
   })
 
+  it('pass over a candidate that finished but went on to another step, as a switch that skipped ahead did', async () => {
+    const p = { ...base, step: 'end', parentAny: [['work', 'start']] }
+    expect(await resolveInputPaths(p, outcomes({ 'work/work': 'ok', 'start/start': 'elsewhere' }).ask)).toEqual(['kfp-r/work/work'])
+    await expect(resolveInputPaths(p, outcomes({ 'start/start': 'elsewhere' }).ask)).rejects.toThrow(
+      'failed to find the parents of kfp-r/end: of --parent-any work,start, none finished: kfp-r/work/work never ran, kfp-r/start/start went on to another step',
+    )
+  })
+
   it('refuse a group of which two finished, since a switch takes one case', async () => {
     const p = { ...base, step: 'after', parentAny: [['a', 'b']] }
     await expect(resolveInputPaths(p, outcomes({ 'a/a': 'ok', 'b/b': 'ok' }).ask)).rejects.toMatchObject({
