@@ -365,6 +365,16 @@ describe('metaflow-kfp generate', () => {
       expect(JSON.stringify(plain)).not.toMatch(/--branch|--production/)
     })
 
+    it("puts every task on the user's branch without --branch, as Metaflow computes it for the task's user", async () => {
+      const dir = tempDir()
+      const pipeline = join(dir, 'p.yaml')
+      await generateFile(flow, pipeline, ['--format', 'argo'])
+      const r = await runAgent(['run-local', pipeline, '--code-url', `file://${flow}`, '--python', PYTHON, '--datastore-root', join(dir, '.metaflow')], { cwd: dir, env: agentEnv({ METAFLOW_USER: 'ana' }) })
+      expect(r.code, r.stderr).toBe(0)
+      const report = await metaflowRun(/^Metaflow run: (\S+)$/m.exec(r.stdout)?.[1] as string, localClientEnv(dir))
+      expect(report.end.end_branch).toBe('user.ana')
+    }, 180_000)
+
     it('refuses --branch for a flow without @project, and a branch name Metaflow refuses, with one line each', async () => {
       const noProject = await generate(join(FLOWS, 'hello_flow.py'), ['--branch', 'x'])
       expect(noProject.code).toBe(64)
