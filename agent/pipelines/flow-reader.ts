@@ -186,7 +186,7 @@ for var, p in cls._get_parameters():
     elif is_file:
         value = values.get(p.name, default)
         if value is not None and not opts.get("storeFiles"):
-            fail("parameters", "parameter %s: an IncludeFile's file must be stored in the datastore, and there is none to store it in" % p.name)
+            fail("nostore", "parameter %s: an IncludeFile's file must be stored in the datastore, and there is none to store it in" % p.name)
         default = store_file(p, t, value)
     else:
         try:
@@ -353,7 +353,10 @@ async function readWith(file: string, flowFile: string, o: ReadFlowOptions, scra
       if (doc.error === 'refused' && option !== undefined) {
         throw new AgentError('usage', `failed to read the flow ${flowFile} with ${option}: the flow has no @project, the decorator that option belongs to`, { hint: `add @project(name=...) to the flow, or leave ${option} out` })
       }
-      const hint = doc.error === 'metaflow' ? `install Metaflow for ${o.python}, or pass --python` : doc.error === 'flow' ? 'name the FlowSpec class with --flow-name' : 'run python FLOW.py show to see what Metaflow says'
+      const hint = doc.error === 'metaflow' ? `install Metaflow for ${o.python}, or pass --python`
+        : doc.error === 'flow' ? 'name the FlowSpec class with --flow-name'
+        : doc.error === 'nostore' ? 'set --datastore-root s3://bucket/prefix or METAFLOW_DATASTORE_SYSROOT_S3'
+        : 'run python FLOW.py show to see what Metaflow says'
       throw new AgentError('usage', `failed to read the flow ${flowFile}: ${doc.message}`, { hint })
     }
     throw new AgentError('usage', `failed to read the flow ${flowFile}: ${o.python} exited with ${code ?? 'a signal'}${last ? `: ${last}` : ''}`, { hint: 'run python FLOW.py show to see what Metaflow says' })

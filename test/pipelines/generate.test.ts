@@ -343,6 +343,10 @@ describe('metaflow-kfp generate', () => {
         const notes = (parse(readFileSync(join(dir, 'p.yaml'), 'utf8')) as Obj).root.inputDefinitions.parameters.notes.defaultValue as string
         expect(JSON.parse(notes).url).toMatch(/^s3:\/\/include-bucket\/mf\/data\/IncludeFileFlow\/[0-9a-f]{40}$/)
         expect(includedContent(notes, { METAFLOW_S3_ENDPOINT_URL: moto.endpoint, ...MOTO_KEYS })).toBe(readFileSync(join(CORPUS, 'include_notes.txt')).toString('hex'))
+        // With no S3 root there is nowhere to store it: one line that says what to set.
+        const noRoot = await generate(flow, ['--datastore', 's3', '--code-url', 'https://example.com/f.py'], { env: { ...MOTO_KEYS } })
+        expect(noRoot.code).toBe(64)
+        expect(noRoot.stderr.trim()).toMatch(/^metaflow-kfp: error: failed to read the flow .*: parameter \w+: an IncludeFile's file must be stored in the datastore, and there is none to store it in \(set --datastore-root s3:\/\/bucket\/prefix/)
       } finally {
         await moto.stop()
       }
