@@ -283,7 +283,8 @@ async function markerVersions(python: string, names: readonly string[], env: Nod
     return { why: `${file} cannot be read (${(err as Error).message})` }
   }
   if (m?.format !== MARKER_FORMAT || !Array.isArray(m.watched) || typeof m.packages !== 'object' || typeof m.env !== 'object') return { why: `${file} is not a marker this agent reads` }
-  if (m.python !== path) return { why: `${file} was made for ${m.python}` }
+  // python and python3 of one venv's bin/ are the same interpreter in the same venv: the real path below decides.
+  if (dirname(m.python) !== dirname(path)) return { why: `${file} was made for ${m.python}` }
   const real = await realpath(path).catch(() => undefined)
   if (real !== m.executable) return { why: `${path} is now ${real ?? 'missing'}, not ${m.executable}` }
   for (const [k, v] of Object.entries(m.env)) if ((env[k] ?? null) !== v) return { why: `${k} is not what it was when the marker was made` }

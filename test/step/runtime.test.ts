@@ -159,6 +159,11 @@ describe("the image's runtime marker", () => {
     expect(err.message).toMatch(/failed to install metaflow==/)
   })
 
+  it("vouches for the venv's python when it was made through python3, the same interpreter in the same venv", async () => {
+    const v = await marked(tempDir())
+    expect((await check(`${v.python}3`)).r.checkedBy).toBe('marker')
+  })
+
   it('does not vouch for another interpreter, nor for a package it does not list', async () => {
     const v = await marked(tempDir())
     const marker = JSON.parse(readFileSync(markerPath(v.python), 'utf8'))
