@@ -72,6 +72,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
   let logs: { logs: TaskLogs; store: ObjectStore; task: TaskRef } | undefined
   let aws: AwsTask | undefined
   let metadataSaved = false
+  let logSave: Promise<void> | undefined
   try {
     aws = await staged(io.timings, 'aws', openAws(cfg, io, { runId: cfg.runId, name: taskId }))
     const p = await prepare(cfg, work, io, aws)
@@ -122,6 +123,8 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     io.log(`step ${cfg.step} ${describeExit(result)} after ${Date.now() - started} ms`)
     if (result.exitCode !== 0) return result.exitCode
 
+    // The log save runs beside the metadata and the outputs instead of after them: neither waits for it.
+    logSave = staged(io.timings, 'logs', saveLogs(logs, io))
     // Outputs only once the metadata is safe, so a pipeline never moves on from an invisible task.
     await unlessStopped(staged(io.timings, 'metadata', p.aws.syncMetadata(task)), io, 0)
     metadataSaved = true
@@ -129,7 +132,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     return 0
   } finally {
     let cut = false
-    if (logs) cut = !(await boundedAfterStop(staged(io.timings, 'logs', saveLogs(logs, io)), io))
+    if (logs) cut = !(await boundedAfterStop(logSave ?? staged(io.timings, 'logs', saveLogs(logs, io)), io))
     // After a failed step the metadata is still worth keeping, but its loss must not mask the failure.
     if (aws && logs && !metadataSaved) {
       const saving = aws.syncMetadata(logs.task).catch((err: unknown) => io.log(`warning: ${describeError(err)}`))
