@@ -121,7 +121,7 @@ export function planFlow(flow: FlowInfo): FlowPlan {
     }
   }
   for (const s of flow.steps) {
-    if (!order.includes(s.name)) throw refuse(s.name, 'a step that start does not reach once every parent ran (a loop back to an earlier step)', 'remove the cycle')
+    if (!order.includes(s.name)) throw refuse(s.name, `a step that ${startName} does not reach once every parent ran (a loop back to an earlier step)`, 'remove the cycle')
   }
 
   // Which switch cases each step runs under, and which of its parents are fixed and which are
