@@ -31,7 +31,9 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
     // Loaded here, not at the top: --version and --help then start no faster than the modules
     // they need (the step's modules pull in crypto, http, zlib, child_process and streams).
     const { applySettings, describeSettings, resolveSettings } = await staged(io.timings, 'modules', import('./settings.js'))
+    const settingsStart = performance.now()
     const settings = resolveSettings(parsed.flags, io.env)
+    io.timings?.add('settings', settingsStart, performance.now() - settingsStart)
     if (parsed.kind === 'config') {
       for (const line of describeSettings(settings, io.env)) await io.stdout(Buffer.from(line))
       return 0

@@ -68,7 +68,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
   const placement = placementOf(cfg)
   const taskId = cfg.taskId ?? taskIdFor(cfg.step, positionOf(placement))
   checkId('--task-id', taskId)
-  const work = await makeWorkDir(cfg, io)
+  const work = await staged(io.timings, 'workdir', makeWorkDir(cfg, io))
   let logs: { logs: TaskLogs; store: ObjectStore; task: TaskRef } | undefined
   let aws: AwsTask | undefined
   let metadataSaved = false

@@ -1,7 +1,8 @@
 // Makes sure the Python environment has the pinned Metaflow: one fast check, an install only when it is missing.
 import { spawn } from 'node:child_process'
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
-import { access, constants, mkdtemp, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { access, constants, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { delimiter, dirname, join } from 'node:path'
 import { AgentError } from '../errors.js'
 
@@ -253,11 +254,13 @@ async function pythonPath(python: string, env: NodeJS.ProcessEnv): Promise<strin
 const sha = (data: string | Buffer) => createHash('sha256').update(data).digest('hex').slice(0, 32)
 
 /** What the marker compares for a path: a file's size and whole-second mtime, a folder's sorted names, or a file's bytes. */
-async function identity(kind: Watched[0], path: string): Promise<string> {
+// Why synchronous: the whole check is well under a millisecond of work, and queued behind the code
+// download's calls on libuv's four threads each call waited several ms on a busy machine.
+function identity(kind: Watched[0], path: string): string {
   try {
-    if (kind === 'names') return sha((await readdir(path)).sort().join('\n'))
-    if (kind === 'bytes') return sha(await readFile(path))
-    const st = await stat(path, { bigint: true })
+    if (kind === 'names') return sha(readdirSync(path).sort().join('\n'))
+    if (kind === 'bytes') return sha(readFileSync(path))
+    const st = statSync(path, { bigint: true })
     return `${st.size}:${st.mtimeNs / 1_000_000_000n}`
   } catch {
     return 'absent'
@@ -277,7 +280,7 @@ async function markerVersions(python: string, names: readonly string[], env: Nod
   let m: Marker
   const file = markerPath(path)
   try {
-    m = JSON.parse(await readFile(file, 'utf8')) as Marker
+    m = JSON.parse(readFileSync(file, 'utf8')) as Marker
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return {}
     return { why: `${file} cannot be read (${(err as Error).message})` }
@@ -285,13 +288,18 @@ async function markerVersions(python: string, names: readonly string[], env: Nod
   if (m?.format !== MARKER_FORMAT || !Array.isArray(m.watched) || typeof m.packages !== 'object' || typeof m.env !== 'object') return { why: `${file} is not a marker this agent reads` }
   // python and python3 of one venv's bin/ are the same interpreter in the same venv: the real path below decides.
   if (dirname(m.python) !== dirname(path)) return { why: `${file} was made for ${m.python}` }
-  const real = await realpath(path).catch(() => undefined)
+  let real: string | undefined
+  try {
+    real = realpathSync(path)
+  } catch {
+    // missing: the marker cannot vouch for it
+  }
   if (real !== m.executable) return { why: `${path} is now ${real ?? 'missing'}, not ${m.executable}` }
   for (const [k, v] of Object.entries(m.env)) if ((env[k] ?? null) !== v) return { why: `${k} is not what it was when the marker was made` }
   for (const k of PATH_VARS) if (!(k in m.env) && env[k] !== undefined) return { why: `${k} is set` }
   const unlisted = names.find((n) => !(n in m.packages))
   if (unlisted) return { why: `it does not list ${unlisted}` }
-  const now = await Promise.all(m.watched.map(([kind, p]) => identity(kind, p)))
+  const now = m.watched.map(([kind, p]) => identity(kind, p))
   const changed = m.watched.find((w, i) => now[i] !== w[2])
   if (changed !== undefined) return { why: `${changed[1]} changed since it was made` }
   return { versions: Object.fromEntries(names.map((n) => [n, m.packages[n] ?? null])) }
@@ -338,7 +346,7 @@ async function writeMarker(python: string, names: readonly string[], env: NodeJS
     packages[name] = version
     watch.push(['file', join(distInfo, 'RECORD')], ['file', join(distInfo, 'METADATA')])
   }
-  const ids = await Promise.all(watch.map(([kind, p]) => identity(kind, p)))
+  const ids = watch.map(([kind, p]) => identity(kind, p))
   const marker: Marker = {
     format: MARKER_FORMAT,
     python: path,
