@@ -102,7 +102,7 @@ export function buildParser(argv: readonly string[]) {
         .positional('template', { type: 'string', describe: 'a pipeline template: KFP v2 pipeline YAML or Argo Workflow YAML' })
         .option('code-url', { type: 'string', demandOption: true, describe: "where the flow is; becomes the template's code_url (code-url) input" })
         .option('param', { type: 'string', array: true, default: [], describe: 'a pipeline input or workflow parameter, NAME=VALUE (repeatable)' })
-        .option('parallelism', { type: 'number', default: 4, describe: 'how many tasks run at once' })
+        .option('parallelism', { type: 'number', default: 16, describe: "how many tasks run at once (default: Metaflow's own --max-workers)" })
         .option('python', { type: 'string', default: DEFAULTS.python, describe: 'the Python interpreter that runs the flow' })
         .option('datastore-root', { type: 'string', describe: 'the local datastore root, the .metaflow folder (default: $METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above, else ./.metaflow)' })
         .example('$0 run-local pipeline-templates/foreach_flow.kfp.yaml --code-url file://$PWD/pipeline-templates/flows/foreach_flow.py', 'run the foreach template'),

@@ -115,6 +115,24 @@ describe('run-local tasks', () => {
     // run-local's scratch folder and every task's work folder were made in TMPDIR and are gone.
     expect(readdirSync(tmp)).toEqual([])
   }, 180_000)
+
+  it("runs up to 16 tasks at once by default, Metaflow's own --max-workers", async () => {
+    const cwd = tempDir()
+    const r = await runAgent(['run-local', join(TEMPLATES, 'foreach_flow.argo.yaml'), '--code-url', `file://${join(FIXTURE_FLOWS, 'twenty_foreach_flow.py')}`, '--python', PYTHON, '--datastore-root', join(cwd, '.metaflow')], { cwd, env: agentEnv() })
+    expect(r.stderr).not.toMatch(/error:/)
+    expect(r.code).toBe(0)
+    expect(r.stderr).toMatch(/16 task\(s\) at a time/)
+    let running = 0
+    let peak = 0
+    for (const line of r.stderr.split('\n')) {
+      if (/: started /.test(line)) peak = Math.max(peak, ++running)
+      if (/ (succeeded|failed)/.test(line)) running--
+    }
+    expect(peak).toBe(16)
+    const report = await metaflowRun(pathspecOf(r.stdout), localClientEnv(cwd))
+    expect(report.successful).toBe(true)
+    expect(report.tasks.explore).toHaveLength(20)
+  }, 300_000)
 })
 
 describe('needsOwnProcess', () => {
