@@ -111,6 +111,8 @@ const BAD: Record<string, Bad[]> = {
   'work-dir': [v('work-dir', 'empty', '')],
   'keep-work-dir': [{ what: 'not a boolean', argv: ['--keep-work-dir=maybe'] }],
   'grace-period': seconds('grace-period'),
+  'branch': [v('branch', 'empty', ''), v('branch', 'with capitals', 'Feature'), v('branch', 'a path', 'a/../b'), v('branch', 'longer than @project allows', 'b'.repeat(129))],
+  'production': [{ what: 'not a boolean', argv: ['--production=maybe'] }],
 }
 
 /** Bad values of the flags `run-local` defines itself. */
