@@ -1,6 +1,7 @@
 // Creates a folder and its missing parents with a bounded number of system calls, and says which ones it made.
-import { mkdir, rmdir, stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { mkdir, mkdtemp, rmdir, stat } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { AgentError } from './errors.js'
 
 /**
  * Like `mkdir -p`, but it always ends. Why not `mkdir(dir, { recursive: true })`: on Node 20
@@ -40,4 +41,20 @@ export async function makeDirs(dir: string): Promise<string[]> {
 /** Removes folders that makeDirs made, innermost first, if they are still empty. */
 export async function removeDirs(made: readonly string[]): Promise<void> {
   for (const d of [...made].reverse()) await rmdir(d).catch(() => undefined)
+}
+
+/**
+ * A fresh folder under `parent` for the agent's own scratch files. Why not bare mkdtemp: in a
+ * read-only container without a writable /tmp its EROFS was an internal error (exit 70); it is
+ * the user's set-up, so it gets one usage line saying what to change.
+ */
+export async function makeScratchDir(parent: string, prefix: string): Promise<string> {
+  try {
+    return await mkdtemp(join(parent, prefix))
+  } catch (err) {
+    throw new AgentError('usage', `failed to make a scratch folder in ${parent}`, {
+      cause: err,
+      hint: 'point TMPDIR at a writable folder (with docker run --read-only, add --tmpfs /tmp)',
+    })
+  }
 }

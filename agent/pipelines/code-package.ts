@@ -1,9 +1,10 @@
 // Packages the flow's folder (as Metaflow's code package does) into a reproducible .tar.gz, stores it in the datastore and names it by its sha256, for generate without --code-url.
 import { createHash } from 'node:crypto'
-import { lstat, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { lstat, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, sep } from 'node:path'
 import { AgentError } from '../errors.js'
+import { makeScratchDir } from '../make-dirs.js'
 import type { ObjectStore } from '../datastore/datastore.js'
 
 // Metaflow's default METAFLOW_DEFAULT_PACKAGE_SUFFIXES: the files its own code package takes.
@@ -56,7 +57,7 @@ export async function storeCodePackage(flowFile: string, flowName: string, store
   if (bytes > PACKAGE_MAX_BYTES) {
     throw new AgentError('usage', `failed to package ${dir}: its ${files.length} files hold ${bytes} bytes, more than ${PACKAGE_MAX_BYTES}`, { hint: 'move data out of the flow\'s folder, or pass --code-url' })
   }
-  const scratch = await mkdtemp(join(tmpdir(), 'metaflow-kfp-package-'))
+  const scratch = await makeScratchDir(tmpdir(), 'metaflow-kfp-package-')
   try {
     const archive = join(scratch, 'code.tar.gz')
     // Loaded on demand, as the step does: only generate without --code-url needs tar.

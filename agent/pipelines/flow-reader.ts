@@ -1,9 +1,10 @@
 // Reads a flow through Metaflow itself (one Python start): its graph, each step's decorators and the flow's parameters, for generate.
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { AgentError } from '../errors.js'
+import { makeScratchDir } from '../make-dirs.js'
 
 /** One step as Metaflow's FlowGraph sees it, with what its decorators decide at deploy time. */
 export interface FlowStep {
@@ -308,7 +309,7 @@ export async function readFlow(flowFile: string, o: ReadFlowOptions): Promise<Fl
   const file = resolve(o.cwd ?? '.', flowFile)
   // Metaflow's CLI makes a local datastore folder (./.metaflow) when it finds none: give it a
   // throwaway one, so reading a flow leaves nothing behind.
-  const scratch = await mkdtemp(join(tmpdir(), 'metaflow-kfp-read-'))
+  const scratch = await makeScratchDir(tmpdir(), 'metaflow-kfp-read-')
   try {
     return await readWith(file, flowFile, o, scratch)
   } finally {

@@ -414,6 +414,15 @@ describe('metaflow-kfp generate', () => {
       expect(r.code).toBe(64)
       expect(r.stderr).toMatch(/failed to start \/nonexistent\/python3 to read the flow/)
     })
+
+    it('a temp folder it cannot write, which exited 70 as an internal error under docker run --read-only', async () => {
+      const dir = tempDir()
+      const r = await generate(join(FLOWS, 'hello_flow.py'), ['--output', join(dir, 'p.yaml')], { env: { TMPDIR: join(dir, 'no-such-folder') } })
+      expect(r.code).toBe(64)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).toMatch(/^metaflow-kfp: error: failed to make a scratch folder in .*no-such-folder: .*ENOENT.*--tmpfs \/tmp/)
+      expect(readdirSync(dir)).toEqual([])
+    })
   })
 
   it("packages the flow's folder into the datastore without --code-url, pinned by its sha256, the same bytes for the same code", async () => {
