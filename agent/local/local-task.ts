@@ -151,8 +151,25 @@ export class LocalTasks {
     ]
     const env = { ...this.s.env, ...req.env }
     const out = createWriteStream(logPath)
+    // A log that cannot be written (a full disk) loses its lines, never the task or the run:
+    // without a listener the stream's error would end run-local, and a write waiting for
+    // 'drain' would wait for good.
+    let broken = false
+    out.on('error', (err) => {
+      if (!broken) this.s.log(`warning: failed to write the log of ${req.label} to ${logPath}: ${err.message}`)
+      broken = true
+    })
     const write = (line: Buffer) => {
-      if (!out.write(Buffer.concat([line, Buffer.from('\n')]))) return new Promise<void>((r) => out.once('drain', r))
+      if (broken || out.write(Buffer.concat([line, Buffer.from('\n')]))) return
+      return new Promise<void>((r) => {
+        const go = () => {
+          out.off('drain', go)
+          out.off('error', go)
+          r()
+        }
+        out.once('drain', go)
+        out.once('error', go)
+      })
     }
     this.s.log(`started ${req.label}`)
     const started = this.s.now()

@@ -21,7 +21,7 @@ function generateTime(ctx) {
   const flow = join(ctx.repo, 'scripts', 'bench', 'flows', 'fifty_step_flow.py')
   const log = join(ctx.work, 'python-starts.txt')
   const python = countingPython(ctx.work, ctx.python, log)
-  const rounds = Number(process.env.BENCH_GENERATE_ROUNDS ?? Math.min(ctx.rounds, 7))
+  const rounds = Number(process.env.BENCH_GENERATE_ROUNDS ?? Math.min(ctx.rounds, 5))
   const times = { kfp: [], argo: [], show: [] }
   let generates = 0
   for (let i = 0; i < rounds; i++) {
