@@ -50,6 +50,10 @@ export async function runKfp(doc: Obj, o: FormRunOptions): Promise<void> {
         return p === undefined ? [] : [str(obj(p, `task ${name} taskOutputParameter`).producerTask, `task ${name} producerTask`)]
       })
       const deps = [...new Set([...strList(task.dependentTasks ?? [], `task ${name}.dependentTasks`), ...producers])]
+      // Checked before any task runs: a trigger strategy (exit handlers) is refused by name.
+      const policy = obj(task.triggerPolicy ?? {}, `task ${name}.triggerPolicy`)
+      onlyKeys(policy, ['condition'], `task ${name}.triggerPolicy`)
+      const condition = policy.condition === undefined ? undefined : str(policy.condition, `task ${name}.triggerPolicy.condition`)
       return {
         name,
         deps,
@@ -61,12 +65,8 @@ export async function runKfp(doc: Obj, o: FormRunOptions): Promise<void> {
           const ref = str(obj(task.componentRef, `task ${name}.componentRef`).name, `task ${name}.componentRef.name`)
           const comp = obj(components[ref], `component ${ref}`)
           onlyKeys(comp, COMPONENT_KEYS, `component ${ref}`)
-          if (task.triggerPolicy !== undefined) {
-            const policy = obj(task.triggerPolicy, `task ${name}.triggerPolicy`)
-            onlyKeys(policy, ['condition'], `task ${name}.triggerPolicy`)
-            // KFP's driver evaluates the condition over the task's resolved inputs; false skips the task.
-            if (!kfpCondition(str(policy.condition, `task ${name}.triggerPolicy.condition`), resolved, `task ${name}`)) return 'skipped' as const
-          }
+          // KFP's driver evaluates the condition over the task's resolved inputs; false skips the task.
+          if (condition !== undefined && !kfpCondition(condition, resolved, `task ${name}`)) return 'skipped' as const
           if (task.parameterIterator !== undefined) {
             await runLoop(name, task, comp, ref, resolved, indices)
           } else if (comp.dag !== undefined) {
