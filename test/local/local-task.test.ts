@@ -19,7 +19,8 @@ function pathspecOf(stdout: string): string {
 /** A --python that appends its argv to `log` (one line per start), then runs the project's Python. */
 function loggingPython(dir: string, log: string): string {
   const path = join(dir, 'python')
-  writeFileSync(path, `#!/bin/sh\necho "$*" | head -c 300 >> '${log}'\necho >> '${log}'\nexec '${PYTHON}' "$@"\n`)
+  // One write per start (O_APPEND keeps a short line whole), as tasks start side by side.
+  writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$(printf '%s' "$*" | tr '\\n' ' ' | head -c 300)" >> '${log}'\nexec '${PYTHON}' "$@"\n`)
   chmodSync(path, 0o755)
   return path
 }
