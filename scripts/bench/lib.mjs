@@ -43,14 +43,18 @@ export function stageMedians(ctx, runs, order) {
 /**
  * What the image bakes, here: a venv holding the pin (uv, from its cache) with the runtime marker,
  * and a copy of the agent with its V8 code cache beside it, both written by warm-up steps as the
- * Dockerfile's are. Returns { agent, python }.
+ * Dockerfile's are. With { venv: false }, only the agent and its cache (steps use ctx.python).
+ * Returns { agent, python }.
  */
-export function bakeLikeTheImage(ctx) {
-  const venv = join(ctx.work, 'baked-venv')
-  const python = join(venv, 'bin', 'python')
-  ctx.timed('python3', ['-m', 'venv', '--without-pip', venv])
-  const pin = readFileSync(join(ctx.repo, 'image', 'runtime-pin.txt'), 'utf8').split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#'))
-  ctx.timed(join(ctx.venvBin, 'uv'), ['pip', 'install', '--quiet', '--compile-bytecode', '--python', python, pin, 'boto3'])
+export function bakeLikeTheImage(ctx, { venv: withVenv = true } = {}) {
+  let python = ctx.python
+  if (withVenv) {
+    const venv = join(ctx.work, 'baked-venv')
+    python = join(venv, 'bin', 'python')
+    ctx.timed('python3', ['-m', 'venv', '--without-pip', venv])
+    const pin = readFileSync(join(ctx.repo, 'image', 'runtime-pin.txt'), 'utf8').split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#'))
+    ctx.timed(join(ctx.venvBin, 'uv'), ['pip', 'install', '--quiet', '--compile-bytecode', '--python', python, pin, 'boto3'])
+  }
   mkdirSync(join(ctx.work, 'baked-bin'))
   const agent = join(ctx.work, 'baked-bin', 'metaflow-kfp')
   copyFileSync(ctx.agent, agent)
@@ -60,8 +64,8 @@ export function bakeLikeTheImage(ctx) {
   ctx.timed(python, [flow, '--quiet', `--datastore-root=${root}`, 'init', '--run-id', 'bake', '--task-id', 'params'])
   const warm = (id, extra) => runAgent({ ...ctx, agent }, ['step', 'start', '--code-url', `file://${flow}`, '--python', python, '--datastore-root', root, '--run-id', 'bake', '--task-id', id, '--input-paths', 'bake/_parameters/params'], { ...ctx.env, ...extra })
   warm('cache', { METAFLOW_KFP_WRITE_CODE_CACHE: '1' })
-  warm('marker', { METAFLOW_KFP_WRITE_RUNTIME_MARKER: '1' })
+  if (withVenv) warm('marker', { METAFLOW_KFP_WRITE_RUNTIME_MARKER: '1' })
   const check = warm('check', { METAFLOW_KFP_TIMINGS: '1' }).stderr
-  if (!check.includes("the image's runtime marker") || !check.includes('code-cache=used')) throw new Error(`the baked agent did not use its marker and code cache: ${check.slice(-1500)}`)
+  if ((withVenv && !check.includes("the image's runtime marker")) || !check.includes('code-cache=used')) throw new Error(`the baked agent did not use its marker and code cache: ${check.slice(-1500)}`)
   return { agent, python }
 }

@@ -82,6 +82,7 @@ async function main() {
       const got = await mod.default(ctx)
       for (const r of got) rows.push({ section: name, ...r })
     } catch (err) {
+      process.stderr.write(`bench: ${name} failed: ${err?.stack ?? err}\n`)
       rows.push({ section: name, what: `${name} section`, measured: `failed: ${err?.message ?? err}`.slice(0, 400), goal: 'runs', ok: false })
     } finally {
       rmSync(ctx.work, { recursive: true, force: true, maxRetries: 3 })

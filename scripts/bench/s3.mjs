@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { helloFlow, parseTimings, runAgent } from './lib.mjs'
+import { bakeLikeTheImage, helloFlow, parseTimings, runAgent } from './lib.mjs'
 
 const BUCKET = 'bench'
 const ROOT = `s3://${BUCKET}/metaflow`
@@ -48,6 +48,9 @@ async function startMoto(ctx) {
 }
 
 export default async function s3(ctx) {
+  // As the image runs it: the code cache beside the agent, the runtime marker (with boto3) in the venv.
+  const image = bakeLikeTheImage(ctx)
+  const img = { ...ctx, agent: image.agent, python: image.python }
   const moto = await startMoto(ctx)
   try {
     const flow = helloFlow(ctx)
@@ -55,22 +58,22 @@ export default async function s3(ctx) {
     mkdirSync(home)
     const s3env = { ...ctx.env, ...KEYS, HOME: home, METAFLOW_S3_ENDPOINT_URL: moto.endpoint, METAFLOW_DATASTORE_SYSROOT_S3: ROOT, METAFLOW_DEFAULT_DATASTORE: 's3' }
     // The bucket and the code, with boto3 from the same venv.
-    ctx.timed(ctx.python, ['-c', 'import boto3, sys; s3 = boto3.client("s3", endpoint_url=sys.argv[1]); s3.create_bucket(Bucket=sys.argv[2]); s3.upload_file(sys.argv[3], sys.argv[2], "code/hello_flow.py")', moto.endpoint, BUCKET, flow], { env: s3env })
-    ctx.timed(ctx.python, [flow, '--quiet', '--datastore=s3', 'init', '--run-id', 'b', '--task-id', 'params'], { env: s3env, cwd: ctx.work })
+    ctx.timed(img.python, ['-c', 'import boto3, sys; s3 = boto3.client("s3", endpoint_url=sys.argv[1]); s3.create_bucket(Bucket=sys.argv[2]); s3.upload_file(sys.argv[3], sys.argv[2], "code/hello_flow.py")', moto.endpoint, BUCKET, flow], { env: s3env })
+    ctx.timed(img.python, [flow, '--quiet', '--datastore=s3', 'init', '--run-id', 'b', '--task-id', 'params'], { env: s3env, cwd: ctx.work })
     const agentEnv = { ...s3env, METAFLOW_AWS_ARN: ROLE, AWS_ENDPOINT_URL_STS: moto.endpoint }
     const bareArgs = (id) => [flow, '--quiet', '--no-pylint', '--datastore=s3', 'step', 'start', '--run-id', 'b', '--task-id', id, '--input-paths', 'b/_parameters/params']
-    const agentArgs = (id) => ['step', 'start', '--code-url', `s3://${BUCKET}/code/hello_flow.py`, '--python', ctx.python, '--run-id', 'b', '--task-id', id, '--input-paths', 'b/_parameters/params', '--output-dir', join(ctx.work, 'out', id)]
-    ctx.timed(ctx.python, bareArgs('warm-bare'), { env: s3env, cwd: ctx.work })
-    runAgent(ctx, agentArgs('warm-agent'), agentEnv, { cwd: ctx.work })
-    const rounds = Math.min(ctx.rounds, 9)
+    const agentArgs = (id) => ['step', 'start', '--code-url', `s3://${BUCKET}/code/hello_flow.py`, '--python', img.python, '--run-id', 'b', '--task-id', id, '--input-paths', 'b/_parameters/params', '--output-dir', join(ctx.work, 'out', id)]
+    ctx.timed(img.python, bareArgs('warm-bare'), { env: s3env, cwd: ctx.work })
+    runAgent(img, agentArgs('warm-agent'), agentEnv, { cwd: ctx.work })
+    const rounds = Math.min(ctx.rounds, 5)
     const bare = []
     const agent = []
     const stages = []
     for (let i = 0; i < rounds; i++) {
       const pair = [
-        () => bare.push(ctx.timed(ctx.python, bareArgs(`bare-${i}`), { env: s3env, cwd: ctx.work })),
+        () => bare.push(ctx.timed(img.python, bareArgs(`bare-${i}`), { env: s3env, cwd: ctx.work })),
         () => {
-          const r = runAgent(ctx, agentArgs(`agent-${i}`), { ...agentEnv, METAFLOW_KFP_TIMINGS: '1' }, { cwd: ctx.work })
+          const r = runAgent(img, agentArgs(`agent-${i}`), { ...agentEnv, METAFLOW_KFP_TIMINGS: '1' }, { cwd: ctx.work })
           agent.push(r.ms)
           stages.push(parseTimings(r.stderr))
         },
@@ -87,7 +90,7 @@ export default async function s3(ctx) {
     const after = ctx.median(stages.map((s) => s.total.ms - (s.step.start + s.step.ms)))
     return [
       {
-        what: `a step on S3 (moto on loopback) under an assumed role, against the same step run bare (median of ${rounds} alternated pairs)`,
+        what: `a step on S3 (moto on loopback) under an assumed role, as the image runs it, against the same step run bare (median of ${rounds} alternated pairs)`,
         measured: `+${overhead.toFixed(0)} ms (agent ${ma.toFixed(0)} ms, bare ${mb.toFixed(0)} ms, ${(ma / mb).toFixed(2)}x)`,
         goal: 'stages timed and overlapped; no goal of its own',
         ok: null,
