@@ -3,7 +3,11 @@ import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
+import { agentEnv, runAgent } from '../helpers/agent-process'
+import { runArtifacts, runFlowPlainly } from '../helpers/flow-artifacts'
 import { CORPUS } from '../helpers/generate-corpus'
+import { localClientEnv, metaflowRun } from '../helpers/metaflow-client'
+import { PYTHON } from '../helpers/paths'
 import { kfpRules } from '../helpers/kfp-rules'
 import { argoLint, kfpCheck } from '../helpers/template-checks'
 import { useTempDir } from '../helpers/temp-dir'
@@ -83,6 +87,24 @@ describe('metaflow-kfp generate for switches', () => {
     expect(kfp.root.dag.tasks.begin.dependentTasks).toBeUndefined()
     expect(kfp.root.dag.tasks.finish.dependentTasks).toEqual(['middle'])
   })
+
+  it.each(['kfp', 'argo'])("runs the other case when a run's parameter picks it, in the %s form, as python flow.py run does", async (form) => {
+    const file = join(CORPUS, 'switch_flow.py')
+    const cwd = tempDir()
+    const pipeline = join(cwd, 'p.yaml')
+    await generateFile(file, pipeline, ['--format', form])
+    const r = await runAgent(['run-local', pipeline, '--code-url', `file://${file}`, '--python', PYTHON, '--param', 'mode=a', '--datastore-root', join(cwd, '.metaflow')], { cwd, env: agentEnv() })
+    expect(r.code, r.stderr).toBe(0)
+    const pathspec = (/^Metaflow run: (\S+)$/m.exec(r.stdout) as RegExpExecArray)[1] as string
+    const report = await metaflowRun(pathspec, localClientEnv(cwd))
+    expect(report.successful).toBe(true)
+    expect(Object.keys(report.tasks).sort()).toEqual(['a', 'end', 'start'])
+    expect(report.end.result).toBe('took a')
+    const plainRoot = tempDir()
+    const plain = await runFlowPlainly(file, 'SwitchFlow', ['--mode', 'a'], plainRoot)
+    const strip = (a: Record<string, string[]>) => Object.fromEntries(Object.entries(a).filter(([k]) => !k.startsWith('@')))
+    expect(strip(await runArtifacts(pathspec, cwd))).toEqual(strip(await runArtifacts(plain, plainRoot)))
+  }, 300_000)
 
   describe('refuses what it cannot carry, naming the step, with exit 64 and one line', () => {
     const refusals: [string, (dir: string) => string, string][] = [
