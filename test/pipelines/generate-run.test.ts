@@ -67,7 +67,8 @@ describe('a generated pipeline run with run-local', () => {
       // An IncludeFile's file is stored in the datastore run-local uses here.
       await generateFile(file, pipeline, ['--format', form, '--code-url', `file://${file}`, '--datastore-root', join(cwd, '.metaflow'), ...(RUN_OPTIONS[flow]?.generate ?? [])])
       // The datastore named: a .metaflow in a folder above (the temp dir's) would be taken otherwise.
-      const r = await runAgent(['run-local', pipeline, '--code-url', `file://${file}`, '--python', PYTHON, '--parallelism', '4', '--datastore-root', join(cwd, '.metaflow')], { cwd, env: agentEnv() })
+      // The plain run's user too: @project puts a run without --branch on the user's branch, user.<name>.
+      const r = await runAgent(['run-local', pipeline, '--code-url', `file://${file}`, '--python', PYTHON, '--parallelism', '4', '--datastore-root', join(cwd, '.metaflow')], { cwd, env: agentEnv({ METAFLOW_USER: 'test' }) })
       expect(r.stderr).not.toMatch(/error:/)
       expect(r.code).toBe(0)
       const pathspec = pathspecOf(r.stdout)
