@@ -95,6 +95,7 @@ captured = {}
 def _capture(*args, **kwargs):
     from metaflow._vendor import click
     captured["cls"] = click.get_current_context().obj.flow.__class__
+    captured["graph"] = click.get_current_context().obj.graph
     captured["project"] = {k: getattr(current, k, None) for k in ("project_name", "branch_name", "project_flow_name", "is_production")}
 _flowspec_init = FlowSpec.__init__
 def _init(self, use_cli=True):
@@ -132,6 +133,15 @@ if "cls" not in captured:
 cls = captured["cls"]
 if wanted and cls.__name__ != wanted:
     fail("flow", "the file runs %s, not %s" % (cls.__name__, wanted))
+# The graph checks run and argo-workflows create make (output-raw skips them): a graph Metaflow
+# would refuse to run must not become a pipeline.
+if not only_parameters:
+    from metaflow.lint import linter, LintWarn
+    try:
+        linter.run_checks(captured["graph"])
+    except LintWarn as e:
+        where = "line %s: " % e.line_no if getattr(e, "line_no", None) else ""
+        fail("lint", "Metaflow's graph check refused it: %s%s" % (where, " ".join(str(getattr(e, "message", e)).split())))
 
 def pod(v):
     try:
@@ -357,6 +367,7 @@ async function readWith(file: string, flowFile: string, o: ReadFlowOptions, scra
       const hint = doc.error === 'metaflow' ? `install Metaflow for ${o.python}, or pass --python`
         : doc.error === 'flow' ? 'name the FlowSpec class with --flow-name'
         : doc.error === 'nostore' ? 'set --datastore-root s3://bucket/prefix or METAFLOW_DATASTORE_SYSROOT_S3'
+        : doc.error === 'lint' ? 'fix the flow as it says; python FLOW.py check shows the same'
         : 'run python FLOW.py show to see what Metaflow says'
       throw new AgentError('usage', `failed to read the flow ${flowFile}: ${doc.message}`, { hint })
     }

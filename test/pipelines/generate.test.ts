@@ -415,6 +415,15 @@ describe('metaflow-kfp generate', () => {
       expect(r.stderr).toMatch(/failed to start \/nonexistent\/python3 to read the flow/)
     })
 
+    it("a graph Metaflow's own check refuses (a join that is also a split), which generate wrote as a pipeline and exited 0", async () => {
+      const dir = tempDir()
+      const r = await generate(join(FIXTURE_FLOWS, 'join_split_flow.py'), ['--output', join(dir, 'p.yaml')])
+      expect(r.code).toBe(64)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).toMatch(/^metaflow-kfp: error: failed to read the flow .*join_split_flow\.py: Metaflow's graph check refused it: line \d+: Step \*join\* is both a join step/)
+      expect(readdirSync(dir)).toEqual([])
+    })
+
     it('a temp folder it cannot write, which exited 70 as an internal error under docker run --read-only', async () => {
       const dir = tempDir()
       const r = await generate(join(FLOWS, 'hello_flow.py'), ['--output', join(dir, 'p.yaml')], { env: { TMPDIR: join(dir, 'no-such-folder') } })
