@@ -1,6 +1,6 @@
 // A step on S3 (moto's server on loopback, under an assumed role): each stage of the agent timed, and the total against the same step run bare.
 import { spawn } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { bakeLikeTheImage, helloFlow, parseTimings, runAgent } from './lib.mjs'
@@ -26,13 +26,17 @@ function freePort() {
 
 async function startMoto(ctx) {
   const port = await freePort()
-  const child = spawn(join(ctx.venvBin, 'moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { env: ctx.env, stdio: ['ignore', 'ignore', 'pipe'] })
-  let out = ''
-  child.stderr.on('data', (d) => { out = (out + d).slice(-4000) })
+  // moto logs every request; to a file, because the agent runs through spawnSync, which blocks the
+  // event loop: a pipe nobody drains fills up and stalls moto (the 4th step timed out after 30 s).
+  const logFile = join(ctx.work, 'moto.log')
+  const fd = openSync(logFile, 'w')
+  const child = spawn(join(ctx.venvBin, 'moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { env: ctx.env, stdio: ['ignore', 'ignore', fd] })
+  closeSync(fd)
+  const tail = () => readFileSync(logFile, 'utf8').slice(-4000)
   const endpoint = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 30_000
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`moto_server exited ${child.exitCode}: ${out}`)
+    if (child.exitCode !== null) throw new Error(`moto_server exited ${child.exitCode}: ${tail()}`)
     try {
       if ((await fetch(`${endpoint}/moto-api/data.json`)).ok) break
     } catch {
@@ -40,7 +44,7 @@ async function startMoto(ctx) {
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
-      throw new Error(`moto_server did not answer within 30 s: ${out}`)
+      throw new Error(`moto_server did not answer within 30 s: ${tail()}`)
     }
     await new Promise((r) => setTimeout(r, 100))
   }
