@@ -67,7 +67,7 @@ function consumedOutputs(form, text) {
  * bytes of each output the generated pipelines pass on, against the limits that apply.
  */
 function splitSizes(ctx) {
-  const flow = join(ctx.repo, 'scripts', 'bench', 'flows', 'wide_foreach_flow.py')
+  const flow = join(ctx.repo, 'test', 'fixtures', 'flows', 'wide_foreach_flow.py')
   const consumed = {}
   for (const form of ['kfp', 'argo']) {
     const out = join(ctx.work, `wide.${form}.yaml`)

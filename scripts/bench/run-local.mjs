@@ -100,6 +100,6 @@ export default async function runLocalSection(ctx) {
   const seedPairs = Number(process.env.BENCH_RUN_LOCAL_PAIRS ?? Math.min(ctx.rounds, 5))
   const widePairs = Number(process.env.BENCH_RUN_LOCAL_WIDE_PAIRS ?? Math.min(ctx.rounds, 2))
   const seed = compare(ctx, { name: 'seed', flowFile: join(ctx.repo, 'pipeline-templates', 'flows', 'foreach_flow.py'), template, pairs: seedPairs })
-  const wide = compare(ctx, { name: 'wide', flowFile: join(ctx.repo, 'scripts', 'bench', 'flows', 'wide_foreach_flow.py'), template, pairs: widePairs })
+  const wide = compare(ctx, { name: 'wide', flowFile: join(ctx.repo, 'test', 'fixtures', 'flows', 'wide_foreach_flow.py'), template, pairs: widePairs })
   return [...rows(ctx, "the seed's foreach flow", seed), ...rows(ctx, 'a 100-split foreach', wide)]
 }
