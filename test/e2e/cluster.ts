@@ -115,7 +115,8 @@ export async function submit(workflow: Record<string, any>, params: Record<strin
   const dir = mkdtempSync(join(tmpdir(), 'mfkfp-e2e-wf-'))
   try {
     const file = join(dir, 'workflow.yaml')
-    writeFileSync(file, stringify(workflow))
+    // JSON, not YAML: the yaml package writes YAML 1.2, where a step named y stays a bare y that argo's YAML 1.1 reader takes for true.
+    writeFileSync(file, JSON.stringify(workflow))
     const args = ['submit', file, '-o', 'json', ...Object.entries(params).flatMap(([k, v]) => ['-p', `${k}=${v}`])]
     const wf = JSON.parse(await argo(args)) as Workflow
     return { name: wf.metadata.name, uid: wf.metadata.uid }

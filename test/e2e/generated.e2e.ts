@@ -1,5 +1,5 @@
 // Pipelines that `metaflow-kfp generate --format argo` writes for the generate corpus run on the real cluster, judged by Metaflow's client.
-import { cpSync } from 'node:fs'
+import { chmodSync, cpSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
@@ -35,10 +35,14 @@ describe('generated Argo pipelines on a real Kubernetes with Argo Workflows', ()
     cpSync(CORPUS, join(dir.path, 'flows'), { recursive: true })
     const flowFile = join(dir.path, 'flows', `${flow}.py`)
     const out = join(dir.path, `${flow}.argo.yaml`)
-    // An IncludeFile's file is stored in the shared datastore the pods mount.
+    // An IncludeFile's file is stored in the shared datastore the pods mount. generate runs as root
+    // here and the pods as uid 1000, who must still make the flow's folders in it: 0777, as the shared folder.
+    mkdirSync(join(dir.path, '.metaflow'))
+    chmodSync(join(dir.path, '.metaflow'), 0o777)
     const generateArgs = ['--format', 'argo', '--code-url', `file://${flowFile}`, '--datastore-root', join(dir.path, '.metaflow'), '--image', IMAGE, ...(RUN_OPTIONS[flow]?.generate ?? [])]
+    // The plain run's user: @project puts a run without --branch on user.<name>.
     const doc = parse(await generateFile(flowFile, out, generateArgs)) as Record<string, any>
-    const { name: wfName, uid } = await submit(withSharedDatastore(doc, dir.path))
+    const { name: wfName, uid } = await submit(withSharedDatastore(doc, dir.path, { METAFLOW_USER: 'test' }))
     const wf = await waitWorkflow(wfName, 600_000)
     expect(wf.status.phase, describeWorkflow(wf)).toBe('Succeeded')
 
