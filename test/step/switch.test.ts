@@ -6,7 +6,8 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { agentEnv, runAgent } from '../helpers/agent-process'
 import type { AgentRun } from '../helpers/agent-process'
-import { localClientEnv } from '../helpers/metaflow-client'
+import { localClientEnv, metaflowRun as report } from '../helpers/metaflow-client'
+import type { RunReport as Report } from '../helpers/metaflow-client'
 import { restoreLocalMetadata, s3ClientEnv } from '../helpers/metaflow-s3'
 import { MOTO_KEYS, makeBucket, startMoto } from '../helpers/moto'
 import type { Moto } from '../helpers/moto'
@@ -44,36 +45,6 @@ class Driver {
   }
 }
 
-interface Report {
-  successful: boolean
-  /** step name -> task ids */
-  tasks: Record<string, string[]>
-  /** the end step's JSON-able artifacts, whatever the end step is named */
-  end: Record<string, unknown>
-}
-
-const REPORT = `
-import json, sys
-from metaflow import Run, namespace
-namespace(None)
-r = Run(sys.argv[1])
-end = {}
-for a in r.end_task.artifacts:
-    if a.id.startswith('_'):
-        continue
-    try:
-        json.dumps(a.data); end[a.id] = a.data
-    except TypeError:
-        pass
-print(json.dumps({'successful': r.successful, 'tasks': {s.id: sorted(t.id for t in s) for s in r}, 'end': end}))
-`
-
-async function report(pathspec: string, env: NodeJS.ProcessEnv): Promise<Report> {
-  const { stdout } = await exec(PYTHON, ['-c', REPORT, pathspec], { env: { ...env, METAFLOW_USER: 'test' } })
-  return JSON.parse(stdout) as Report
-}
-
-/** `python flow.py run` of the same flow in its own local datastore: the reference the agent's run must match. */
 async function referenceRun(flowFile: string, runArgs: string[] = []): Promise<Report> {
   const sysroot = tempDir()
   const env = localClientEnv(sysroot)
