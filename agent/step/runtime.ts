@@ -285,7 +285,11 @@ async function markerVersions(python: string, names: readonly string[], env: Nod
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return {}
     return { why: `${file} cannot be read (${(err as Error).message})` }
   }
-  if (m?.format !== MARKER_FORMAT || !Array.isArray(m.watched) || typeof m.packages !== 'object' || typeof m.env !== 'object') return { why: `${file} is not a marker this agent reads` }
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v)
+  const wellFormed =
+    isObject(m) && m.format === MARKER_FORMAT && typeof m.python === 'string' && typeof m.executable === 'string' && isObject(m.packages) && isObject(m.env) &&
+    Array.isArray(m.watched) && m.watched.every((w) => Array.isArray(w) && w.length === 3 && w.every((x) => typeof x === 'string'))
+  if (!wellFormed) return { why: `${file} is not a marker this agent reads` }
   // python and python3 of one venv's bin/ are the same interpreter in the same venv: the real path below decides.
   if (dirname(m.python) !== dirname(path)) return { why: `${file} was made for ${m.python}` }
   let real: string | undefined

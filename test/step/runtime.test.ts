@@ -128,6 +128,17 @@ describe("the image's runtime marker", () => {
     ['another package is installed beside it', (v) => addDistInfo(v.sitePackages, 'requests', '2.0.0')],
     ['a .pth file is added, which can put anything first on sys.path', (v) => writeFileSync(join(v.sitePackages, 'zz.pth'), '/tmp\n')],
     ['PYTHONPATH is set for the task', () => ({ ...NO_INSTALLER, PYTHONPATH: '/tmp' })],
+    ['the marker is not JSON', (v) => writeFileSync(markerPath(v.python), '{"format": 1, ')],
+    ['the marker is null', (v) => writeFileSync(markerPath(v.python), 'null')],
+    ['the marker is empty', (v) => writeFileSync(markerPath(v.python), '')],
+    ['the marker has a null env and a watched entry that is no list', (v) => {
+      const m = JSON.parse(readFileSync(markerPath(v.python), 'utf8'))
+      writeFileSync(markerPath(v.python), JSON.stringify({ ...m, env: null, watched: [...m.watched, 'x'] }))
+    }],
+    ['the marker has a watched entry of the wrong types', (v) => {
+      const m = JSON.parse(readFileSync(markerPath(v.python), 'utf8'))
+      writeFileSync(markerPath(v.python), JSON.stringify({ ...m, watched: [[1, 2, 3], ...m.watched] }))
+    }],
   ]
   for (const [what, change] of changes) {
     it(`no longer vouches once ${what}`, async () => {
