@@ -37,9 +37,12 @@ RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin meta
 # so a task neither compiles the bundle nor starts Python to find the pin (README, Benchmark).
 RUN --mount=type=bind,source=scripts/image-warm-up.sh,target=/tmp/image-warm-up.sh sh /tmp/image-warm-up.sh
 
+# METAFLOW_KFP_WARM_PYTHON: the agent starts this Python first thing for a step, so its start and
+# early imports overlap Node's (agent/step/warm-python.py); unset it to start Python only when needed.
 ENV PATH=/opt/metaflow/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    HOME=/home/metaflow
+    HOME=/home/metaflow \
+    METAFLOW_KFP_WARM_PYTHON=/opt/metaflow/bin/python3
 USER 1000:1000
 WORKDIR /home/metaflow
 

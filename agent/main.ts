@@ -6,6 +6,8 @@ import { AgentError, ExitCode, Interrupted, describeError } from './errors.js'
 import type { Io } from './step/run-step.js'
 import { staged, stageTimes } from './step/stage-times.js'
 import { lineWriter } from './std-streams.js'
+import { takeWarmPython } from './step/warm-python.js'
+import type { WarmPython } from './step/warm-python.js'
 
 /** `self` is the argv that starts this agent again (node and the bundle); run-local runs each task with it. */
 export async function main(argv: readonly string[], io: Io, self: readonly string[] = [process.execPath, process.argv[1] ?? '']): Promise<number> {
@@ -69,6 +71,8 @@ if (require.main === module) {
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     cwd: process.cwd(),
     timings: stageTimes(process.env),
+    // Started by the loader (scripts/warm-python-loader.mjs) for `step` when the image asks for it.
+    warmPython: takeWarmPython(module as { warmPython?: WarmPython }),
   }
   // Set by the code-cache loader (scripts/code-cache-loader.mjs) around the bundle.
   io.timings?.note('code-cache', String((module as { codeCache?: string }).codeCache ?? 'none'))

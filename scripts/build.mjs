@@ -37,7 +37,11 @@ const bundled = await build({
   },
   plugins: [lazyModules({ aws: ['@aws-sdk/client-s3', '@aws-sdk/credential-providers'], undici: ['undici'], yaml: ['yaml'], tar: ['tar'] }, common)],
 })
-const out = loaderSource(bundled.outputFiles[0].text)
+const { warmPythonSnippet } = await import('./warm-python-loader.mjs')
+// The prestart goes right after 'use strict', before the bundle is read or compiled.
+const loader = loaderSource(bundled.outputFiles[0].text)
+if (loader.split("\n'use strict'\n").length !== 2) throw new Error(`failed to build ${outfile}: the loader has no single 'use strict' line to put the Python prestart after`)
+const out = loader.replace("\n'use strict'\n", `\n'use strict'\n${warmPythonSnippet('agent/step/warm-python.py')}`)
 await mkdir('dist', { recursive: true })
 // Whole or not at all: a running agent (or a test) never reads a half-written file.
 await writeFile(`${outfile}.tmp`, out, { mode: 0o755 })

@@ -32,5 +32,8 @@ METAFLOW_KFP_WRITE_RUNTIME_MARKER=1 step marker
 METAFLOW_KFP_TIMINGS=1 step check
 grep -q "the image's runtime marker" "$w/check.log" || { cat "$w/check.log" >&2; echo "image: the runtime marker was not used" >&2; exit 1; }
 grep -q 'code-cache=used' "$w/check.log" || { cat "$w/check.log" >&2; echo "image: the code cache was not used" >&2; exit 1; }
+# And a step in the prestarted Python the image's METAFLOW_KFP_WARM_PYTHON asks for.
+METAFLOW_KFP_WARM_PYTHON=/opt/metaflow/bin/python3 step prestarted
+grep -q 'the step runs in the prestarted Python' "$w/prestarted.log" || { cat "$w/prestarted.log" >&2; echo "image: the prestarted Python did not run the step" >&2; exit 1; }
 grep -h 'wrote the runtime marker\|timings:' "$w/marker.log" "$w/check.log"
 rm -rf "$w"

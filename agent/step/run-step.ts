@@ -1,4 +1,5 @@
 // The recipe of one task: role, fetch, runtime, credentials, init, step, outputs, logs; the "always" work sits in finally.
+import type { ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -19,10 +20,12 @@ import type { FlowInfo } from '../pipelines/flow-reader.js'
 import type { TopLevel } from './metaflow-command.js'
 import { outputValues, wantsSwitchStep, writeOutputs } from './outputs.js'
 import { placementInputPaths } from './placement.js'
-import { ensureRuntime, parseRequirement } from './runtime.js'
+import { ensureRuntime, findOnPath, parseRequirement } from './runtime.js'
 import { runProcess } from './step-process.js'
 import type { ProcessResult } from './step-process.js'
 import { TaskLogs } from './task-logs.js'
+import { discard, handOver, isSameInterpreter } from './warm-python.js'
+import type { WarmPython } from './warm-python.js'
 import { staged } from './stage-times.js'
 import type { StageTimes } from './stage-times.js'
 import { PARAMS_TASK_ID, badIdReason, badIdentifierReason, badInputPathsReason, badStepNameReason, isStartPlacement, positionOf, taskIdFor } from './task-ids.js'
@@ -49,6 +52,8 @@ export interface Io {
    * on its own, as in a pod, checks every time.
    */
   shareRuntimeCheck?: (<T>(key: string, check: () => Promise<T>) => Promise<T>) | undefined
+  /** the Python the loader prestarted for this step (warm-python.ts); the step runs in it when it may */
+  warmPython?: WarmPython | undefined
 }
 
 /** Everything a task needs once its code and runtime are in place. */
@@ -61,6 +66,8 @@ interface Prepared {
   aws: AwsTask
   /** the interpreter, absolute when given as a path: the step runs in the code folder, not the agent's cwd */
   python: string
+  /** the image's runtime marker vouched for the interpreter, which the prestarted Python needs */
+  vouched: boolean
 }
 
 /** Runs one Metaflow step; returns the step's exit code (128+N after signal N). */
@@ -102,8 +109,7 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     io.log(`running ${p.flow}/${cfg.runId}/${cfg.step}/${taskId} attempt ${task.attempt}`)
     // A pod killed mid-step still leaves the logs up to a few seconds before; saveLogs stores them complete.
     taskLog.saveWhileRunning(p.store, task, { log: io.log })
-    const started = Date.now()
-    const result = await staged(io.timings, 'step', runProcess(p.python, stepArgs(p.top, {
+    const args = stepArgs(p.top, {
       step: cfg.step,
       runId: cfg.runId,
       taskId,
@@ -112,11 +118,15 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
       retryCount: task.attempt,
       maxUserCodeRetries: cfg.maxUserCodeRetries,
       tags: cfg.tags,
-    }), {
+    })
+    const adopt = await staged(io.timings, 'handover', warmStep(io, p, args))
+    const started = Date.now()
+    const result = await staged(io.timings, 'step', runProcess(p.python, args, {
       cwd: p.code.codeDir,
       env: p.env,
       graceMs: cfg.graceMs,
       signal: io.signal,
+      adopt,
       stdout: (line) => chain(io.stdout(line), taskLog.write('stdout', line)),
       stderr: (line) => chain(io.stderr(line), taskLog.write('stderr', line)),
     }))
@@ -131,6 +141,8 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     await unlessStopped(staged(io.timings, 'outputs', publishOutputs(cfg, p.store, task)), io, 0)
     return 0
   } finally {
+    // A prestarted Python the step did not take must not outlive the task.
+    if (io.warmPython) discard(io.warmPython)
     let cut = false
     if (logs) cut = !(await boundedAfterStop(logSave ?? staged(io.timings, 'logs', saveLogs(logs, io)), io))
     // After a failed step the metadata is still worth keeping, but its loss must not mask the failure.
@@ -143,6 +155,28 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
     // A stop that cut the finishing work short ends the task as stopped, whatever the step did.
     if (cut) throw io.signal?.reason
   }
+}
+
+/**
+ * The prestarted Python running this step, when the loader made one and the step may run in it:
+ * the interpreter the image's marker vouched for, and the Python's own checks (warm-python.py)
+ * pass. Otherwise undefined, with the prestarted Python gone, and the step starts a fresh one.
+ */
+async function warmStep(io: Io, p: Prepared, args: readonly string[]): Promise<ChildProcess | undefined> {
+  const warm = io.warmPython
+  if (!warm) return undefined
+  io.warmPython = undefined
+  const python = p.python.includes('/') ? p.python : await findOnPath(p.python, p.env.PATH ?? '')
+  const why = !p.vouched
+    ? "the image's runtime marker does not vouch for the interpreter"
+    : python === undefined || !isSameInterpreter(python, warm) ? `the step runs ${p.python}, not ${warm.python}` : undefined
+  const taken = why === undefined ? await handOver(warm, { args, env: p.env, cwd: p.code.codeDir }) : (discard(warm), { why })
+  if ('why' in taken) {
+    io.log(`starting Python afresh: the prestarted one cannot run this step (${taken.why})`)
+    return undefined
+  }
+  io.log('the step runs in the prestarted Python')
+  return taken
 }
 
 /** Runs `init` for the run's parameters task; returns its exit code. */
@@ -394,6 +428,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     env: { ...(await staged(io.timings, 'credentials', aws.stepEnv(env, work))), ...(await staged(io.timings, 'cards', cardSetup(cfg.datastore, datastoreRoot, code.codeDir, io.env))) },
     aws,
     python,
+    vouched: runtime.value.checkedBy === 'marker',
   }
 }
 

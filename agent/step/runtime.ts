@@ -240,6 +240,8 @@ interface Marker {
   env: Record<string, string | null>
   packages: Record<string, string>
   watched: Watched[]
+  /** modules the prestarted Python imports early (read by warm-python.py only) */
+  warm?: string[]
 }
 
 /** Where the marker for an interpreter lives: the venv's own folder, above bin/. */
@@ -325,14 +327,22 @@ const DESCRIBE = [
   '            n = want.get(norm(name))',
   '            if n and n not in found: found[n] = [ver, os.path.join(d, e)]',
   'user = site.getusersitepackages() if site.ENABLE_USER_SITE else None',
-  'print(json.dumps({"executable": os.path.realpath(sys.executable), "prefix": sys.prefix, "dirs": dirs, "user": user, "found": found}))',
+  // What the prestarted Python (warm-python.py) imports early: what importing Metaflow brings in, but not Metaflow's own modules.
+  'before = set(sys.modules)',
+  'sys.path = [d for d in sys.path if d]',
+  'try:',
+  '    import metaflow',
+  '    warm = [m for m, mod in list(sys.modules.items()) if m not in before and m.partition(".")[0] not in ("metaflow", "metaflow_extensions") and getattr(mod, "__spec__", None) is not None]',
+  'except Exception:',
+  '    warm = []',
+  'print(json.dumps({"executable": os.path.realpath(sys.executable), "prefix": sys.prefix, "dirs": dirs, "user": user, "found": found, "warm": warm}))',
 ].join('\n')
 
 async function writeMarker(python: string, names: readonly string[], env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
   const path = await pythonPath(python, env)
   const fail = (cause: unknown) => new AgentError('runtime', `failed to write the runtime marker for ${python}`, { cause, hint: 'unset METAFLOW_KFP_WRITE_RUNTIME_MARKER, or run the image build as a user that may write into the venv' })
   if (!path) throw fail('it is not on PATH')
-  let d: { executable: string; prefix: string; dirs: string[]; user: string | null; found: Record<string, [string, string]> }
+  let d: { executable: string; prefix: string; dirs: string[]; user: string | null; found: Record<string, [string, string]>; warm: string[] }
   try {
     d = JSON.parse((await runCommand(path, ['-c', DESCRIBE, ...names], { env, timeoutMs: 60_000 })).stdout)
   } catch (err) {
@@ -358,6 +368,7 @@ async function writeMarker(python: string, names: readonly string[], env: NodeJS
     env: envOf(env, d.user),
     packages,
     watched: watch.map(([kind, p], i): Watched => [kind, p, ids[i] as string]),
+    warm: d.warm,
   }
   const file = markerPath(path)
   const tmp = `${file}.${process.pid}.tmp`

@@ -1,5 +1,6 @@
 // Runs one child process in its own process group: live line-by-line output, signal forwarding, 128+N.
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { constants } from 'node:os'
 import { Transform, Writable } from 'node:stream'
 import type { Readable } from 'node:stream'
@@ -35,6 +36,11 @@ export interface RunProcessOptions {
    * full. A running child learns of a stop from the forwarded signal instead.
    */
   signal?: AbortSignal | undefined
+  /**
+   * A child already running this command (the prestarted Python, handed the step), to follow
+   * instead of spawning one: a process-group leader with its stdout and stderr piped.
+   */
+  adopt?: ChildProcess | undefined
 }
 
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP']
@@ -47,8 +53,15 @@ const MAX_LINE = 1 << 20
  * agent go to the whole group; SIGKILL follows after the grace period.
  */
 export async function runProcess(command: string, args: readonly string[], opts: RunProcessOptions): Promise<ProcessResult> {
-  opts.signal?.throwIfAborted()
-  const child = spawn(command, args, {
+  if (opts.signal?.aborted) {
+    try {
+      if (opts.adopt?.pid !== undefined) process.kill(-opts.adopt.pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+    opts.signal.throwIfAborted()
+  }
+  const child = opts.adopt ?? spawn(command, args, {
     cwd: opts.cwd,
     env: opts.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,12 +87,14 @@ export async function runProcess(command: string, args: readonly string[], opts:
   }
   for (const s of signals) source.on(s, onSignal)
 
-  const spawned = new Promise<void>((resolve, reject) => {
+  const spawned = opts.adopt ? Promise.resolve() : new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve)
     child.once('error', reject)
   })
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }))
+    // An adopted child may already be gone.
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode })
+    else child.once('exit', (code, signal) => resolve({ code, signal }))
   })
   const streams = Promise.all([
     pump(child.stdout as Readable, opts.stdout),
