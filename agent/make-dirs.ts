@@ -1,5 +1,6 @@
 // Creates a folder and its missing parents with a bounded number of system calls, and says which ones it made.
-import { mkdir, mkdtemp, rmdir, stat } from 'node:fs/promises'
+import { mkdirSync, rmdirSync, statSync } from 'node:fs'
+import { mkdtemp } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { AgentError } from './errors.js'
 
@@ -9,12 +10,14 @@ import { AgentError } from './errors.js'
  * under /proc), spinning a core after the step already succeeded. Here each missing folder
  * gets exactly one mkdir, so the number of calls is bounded by the path's depth.
  * Returns the folders it created, outermost first, so a caller can undo them.
+ * Why synchronous calls: a few metadata calls on a local disk, and a step's end waits for them;
+ * through libuv's thread pool each was a round trip of up to a millisecond on a busy machine.
  */
 export async function makeDirs(dir: string): Promise<string[]> {
   const missing: string[] = []
   for (let cur = resolve(dir); ; cur = dirname(cur)) {
     try {
-      const s = await stat(cur)
+      const s = statSync(cur)
       if (!s.isDirectory()) throw Object.assign(new Error(`${cur} is not a folder`), { code: 'ENOTDIR' })
       break
     } catch (err) {
@@ -26,11 +29,11 @@ export async function makeDirs(dir: string): Promise<string[]> {
   const made: string[] = []
   for (const d of missing.reverse()) {
     try {
-      await mkdir(d)
+      mkdirSync(d)
       made.push(d)
     } catch (err) {
       // Another writer may have made it meanwhile; anything else ends here.
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(d).then((s) => s.isDirectory(), () => false))) continue
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && isFolder(d)) continue
       await removeDirs(made)
       throw err
     }
@@ -40,7 +43,21 @@ export async function makeDirs(dir: string): Promise<string[]> {
 
 /** Removes folders that makeDirs made, innermost first, if they are still empty. */
 export async function removeDirs(made: readonly string[]): Promise<void> {
-  for (const d of [...made].reverse()) await rmdir(d).catch(() => undefined)
+  for (const d of [...made].reverse()) {
+    try {
+      rmdirSync(d)
+    } catch {
+      // not empty, or gone: leave it
+    }
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 // Reads a finished task's record from Metaflow's datastore: DONE lock, data.json, _task_ok, _foreach_num_splits, the switch taken.
-import { copyFile, readFile, rename, rm } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { copyFile, rename, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { makeDirs } from '../make-dirs.js'
@@ -20,9 +21,11 @@ export interface ObjectStore {
 export class LocalStore implements ObjectStore {
   constructor(readonly root: string) {}
 
+  // Why synchronous: the agent reads only small records here (locks, data.json, a few artifacts),
+  // and each async read is four round trips through libuv's thread pool.
   async read(key: string): Promise<Buffer | undefined> {
     try {
-      return await readFile(join(this.root, key))
+      return readFileSync(join(this.root, key))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw err

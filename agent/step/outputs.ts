@@ -1,6 +1,6 @@
 // Writes the KFP output parameters (task_id, split_count, splits, switch_step) atomically, with no trailing newline.
 import { randomBytes } from 'node:crypto'
-import { rename, rm, writeFile } from 'node:fs/promises'
+import { renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { makeDirs, removeDirs } from '../make-dirs.js'
 
@@ -64,15 +64,22 @@ export async function writeOutputs(values: OutputValues, targets: OutputTargets)
       current = t.path
       madeDirs.push(...(await makeDirs(dirname(t.path))))
       t.tmp = join(dirname(t.path), `.${basename(t.path)}.${randomBytes(6).toString('hex')}.tmp`)
-      await writeFile(t.tmp, values[t.name], { flag: 'wx' })
+      // Synchronous, as makeDirs: a few small files, and the step's end waits for them.
+      writeFileSync(t.tmp, values[t.name], { flag: 'wx' })
     }
     for (const t of plan) {
       current = t.path
-      await rename(t.tmp as string, t.path)
+      renameSync(t.tmp as string, t.path)
       renamed.push(t.path)
     }
   } catch (err) {
-    await Promise.all([...plan.map((t) => t.tmp), ...renamed].map((p) => p && rm(p, { force: true }).catch(() => undefined)))
+    for (const p of [...plan.map((t) => t.tmp), ...renamed]) {
+      try {
+        if (p) rmSync(p, { force: true })
+      } catch {
+        // best effort: the error below is what matters
+      }
+    }
     await removeDirs(madeDirs)
     throw new Error(`failed to write output ${current}`, { cause: err })
   }

@@ -1,6 +1,7 @@
 // The recipe of one task: role, fetch, runtime, credentials, init, step, outputs, logs; the "always" work sits in finally.
 import type { ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { rmSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { openAws } from '../aws/aws-task.js'
@@ -372,7 +373,8 @@ async function removeWorkDir(cfg: TaskConfig, work: string, io: Io): Promise<voi
   stopListeners.get(work)?.()
   stopListeners.delete(work)
   if (cfg.keepWorkDir) io.log(`kept the work folder ${work}`)
-  else await rm(work, { recursive: true, force: true })
+  // Synchronous: a handful of files, and the task's end waits for it.
+  else rmSync(work, { recursive: true, force: true })
 }
 
 /** Fetch the code, make sure the runtime is there, serve the credentials, and learn the flow's name and datastore. */
