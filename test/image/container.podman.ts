@@ -59,6 +59,8 @@ function expectStepOk(r: Finished, label: string): void {
   expect(r.stderr).not.toMatch(/installing/i)
   // … and found it by the marker the image build wrote, without starting Python.
   expect(r.stderr).toContain("is there (the image's runtime marker)")
+  // … and ran in the Python the image's METAFLOW_KFP_WARM_PYTHON had the agent prestart.
+  expect(r.stderr).toContain('the step runs in the prestarted Python')
 }
 
 describe('the image', () => {
@@ -138,6 +140,7 @@ describe('the image', () => {
       const done = await container.done
       expect(Date.now() - started).toBeLessThan(30_000)
       expect(done.code, done.stderr).toBe(143)
+      expect(done.stderr).toContain('the step runs in the prestarted Python')
       const state = await podman(['inspect', '--format', '{{.State.ExitCode}}', name])
       expect(state.stdout.trim()).toBe('143')
       expect(readFileSync(join(data, 'signal.txt'), 'utf8')).toBe('SIGTERM')
