@@ -1,22 +1,107 @@
-// The text of dist/metaflow-kfp: a small loader around the bundle that compiles it through V8's code cache when one made for it sits beside it.
+// The text of dist/metaflow-kfp: a small loader that answers --version and --help from text rendered at build time, and otherwise compiles the bundle (kept in a comment) through V8's code cache when one made for it sits beside it.
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
-/** The executable's text for `bundle` (esbuild's CommonJS output). */
-export function loaderSource(bundle) {
+/**
+ * The widths --help is rendered at. cli.ts wraps at Math.min(110, process.stdout.columns || 100):
+ * 100 without a terminal, 110 on a wide one, 80 on a classic one; any other width loads the bundle.
+ */
+export const HELP_WIDTHS = [80, 100, 110]
+
+/** Characters that may stand between `*` and `/` in the comment; the first one the code lacks is used. */
+const ESCAPES = ['\x01', '\x03', '\x04', '\x05', '\x06', '\x0e', '\x0f', '\x10', '\x11', '\x12', '\x13', '\x14', '\x15', '\x16', '\x17', '\x18', '\x19']
+
+/**
+ * `code` as the body of a block comment. A comment ends at the first `*` `/`, so each one in the code
+ * gets a character the code never holds put between the two; taking every such character out again
+ * gives back the code exactly, whatever the `*` `/` was part of (a string, a regex, a template).
+ * Throws if that cannot be shown for this code.
+ */
+export function commentBody(code) {
+  const escape = ESCAPES.find((c) => !code.includes(c))
+  if (escape === undefined) throw new Error('failed to build the agent file: the bundle holds every escape character the loader could use in its comment')
+  const body = code.replaceAll('*/', `*${escape}/`)
+  if (body.includes('*/') || decodeComment(body, escape) !== code) throw new Error('failed to build the agent file: the bundle does not round-trip through the comment that holds it')
+  return { body, escape }
+}
+
+/** The inverse of commentBody; the loader runs the same expression. */
+export function decodeComment(body, escape) {
+  return body.replaceAll(escape, '')
+}
+
+/**
+ * The executable's text for `bundle` (esbuild's CommonJS output). `fast` holds what the bundle itself
+ * prints for `--version` ({ version }) and `--help` at each width ({ help: { [width]: text } });
+ * without it the loader always loads the bundle.
+ */
+export function loaderText(bundle, fast = { version: undefined, help: {} }) {
   // Wrapped as node wraps a CommonJS module, so the bundle sees the loader's own module and require.
   const code = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`
   const id = createHash('sha256').update(code).digest('hex').slice(0, 32)
-  return `#!/usr/bin/env node
-// metaflow-kfp, the bundled agent (scripts/build.mjs). Why a loader: it compiles the bundle with V8's
-// code cache when \`<this file>.v8cache\` was made for this very bundle (the image makes one at build
-// time: METAFLOW_KFP_WRITE_CODE_CACHE=1 writes it when the agent exits), which roughly halves the
-// bundle's load. Without the file, or with one V8 rejects, it compiles as plain node would.
+  const { body, escape } = commentBody(code)
+  // JSON with every non-ASCII character escaped, so the file stays ASCII (node then keeps it in one byte a character).
+  const js = (v) => JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  const text = `#!/usr/bin/env node
+// metaflow-kfp, the bundled agent (scripts/build.mjs). Why a loader: \`--version\` and \`--help\` print text
+// the bundle itself rendered at build time (byte for byte what it would print), without compiling it;
+// anything else compiles the bundle with V8's code cache when \`<this file>.v8cache\` was made for this
+// very bundle (the image makes one at build time: METAFLOW_KFP_WRITE_CODE_CACHE=1 writes it when the
+// agent exits), which roughly halves the bundle's load. Without the file, or with one V8 rejects, it
+// compiles as plain node would. Why the bundle sits in a comment at the end: V8 skims a comment far
+// faster than it scans a string literal, and the function's own source text hands it back uncopied.
 'use strict'
 ;(() => {
-  const ID = ${JSON.stringify(id)}
-  const CODE = ${JSON.stringify(code)}
+  // 1. The fast paths: exactly \`--version\`, \`--help\` or \`-h\`, with nothing asked that only the bundle
+  // does (timings, writing the code cache).
+  const argv = process.argv
+  if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '--help' || argv[2] === '-h') && process.env.METAFLOW_KFP_TIMINGS !== '1' && process.env.METAFLOW_KFP_WRITE_CODE_CACHE !== '1') {
+    const VERSION = ${js(fast.version ?? null)}
+    const HELP = ${js(fast.help)}
+    const fs = require('node:fs')
+    let out
+    let tty = false
+    try {
+      // yargs in the bundle reads translations from <cwd>/../../../locales when that exists: then the bundle answers.
+      if (!fs.existsSync(require('node:path').resolve(process.cwd(), '../../../locales'))) {
+        // Why not process.stdout: making it costs more than the rest of this path (a pipe loads net and
+        // streams). A terminal is a character device; of those, /dev/null (the usual one besides) is not a terminal.
+        const st = fs.fstatSync(1)
+        tty = st.isCharacterDevice() && st.rdev !== fs.statSync('/dev/null').rdev
+        // The bundle's width (agent/cli.ts): Math.min(110, process.stdout.columns || 100); no columns off a terminal.
+        out = argv[2] === '--version' ? VERSION : HELP[tty ? Math.min(110, process.stdout.columns || 100) : 100]
+      }
+    } catch {
+      // no working folder, or no stdout: the bundle answers as it would
+    }
+    if (typeof out === 'string') {
+      if (tty) {
+        process.stdout.write(out)
+        return
+      }
+      const b = Buffer.from(out)
+      let done = 0
+      try {
+        while (done < b.length) done += fs.writeSync(1, b, done)
+      } catch {
+        // A pipe that would block, or a closed one: the rest goes as the bundle writes it, with the same outcome.
+        process.stdout.write(b.subarray(done))
+      }
+      return
+    }
+  }
+
+  // 2. The bundle, compiled through the code cache when there is one for it.
+  const ID = ${js(id)}
+  const LENGTH = ${code.length}
   const fs = require('node:fs')
   const vm = require('node:vm')
+  const source = bundleSource.toString()
+  const CODE = source.slice(source.indexOf('/*') + 2, source.lastIndexOf('*/'))${body === code ? '' : `.replaceAll(${js(escape)}, '')`}
+  if (CODE.length !== LENGTH) throw new Error(\`failed to load \${__filename}: the bundle in it is damaged (\${CODE.length} characters, not \${LENGTH}); reinstall metaflow-kfp\`)
   const cachePath = \`\${__filename}.v8cache\`
   let cachedData
   try {
@@ -44,5 +129,68 @@ export function loaderSource(bundle) {
   }
   script.runInThisContext()(exports, require, module, __filename, __dirname)
 })()
+// The bundle (never called: only its text is read, above).
+function bundleSource() {/*${body}*/}
 `
+  if (!text.isWellFormed()) throw new Error('failed to build the agent file: its text is not well-formed Unicode')
+  return text
+}
+
+/**
+ * What a plain loader around `bundle` prints for `args` (stdout as a string) at a terminal width
+ * (undefined: no terminal), run as the loader runs it. Its working folder holds no locales folder three
+ * levels up, and its environment only PATH, so nothing around the build changes the text.
+ * Throws unless it exits 0 with nothing on stderr: only such an answer can be printed from the loader.
+ */
+function render(dir, agent, args, columns) {
+  const cwd = join(dir, 'a', 'b', 'c')
+  mkdirSync(cwd, { recursive: true })
+  const shim = join(dir, 'columns.cjs')
+  // Why a preload: off a terminal, process.stdout has no columns; this gives it the terminal's.
+  writeFileSync(shim, `Object.defineProperty(process.stdout, 'columns', { value: Number(process.env.RENDER_COLUMNS) })\n`)
+  const r = spawnSync(process.execPath, [...(columns === undefined ? [] : ['--require', shim]), agent, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...(columns === undefined ? {} : { RENDER_COLUMNS: String(columns) }) },
+    timeout: 60_000,
+  })
+  const what = `${args.join(' ')}${columns === undefined ? '' : ` at ${columns} columns`}`
+  if (r.error || r.status !== 0 || r.stderr.length > 0) throw new Error(`failed to build the agent file: the bundle's ${what} exited ${r.status ?? r.signal ?? r.error?.message}: ${r.stderr}`)
+  const text = r.stdout.toString('utf8')
+  if (!Buffer.from(text).equals(r.stdout)) throw new Error(`failed to build the agent file: the bundle's ${what} printed bytes that are not UTF-8`)
+  return text
+}
+
+/**
+ * The agent file's text for `bundle`, as scripts/build.mjs writes it: --version and --help rendered by
+ * this very bundle (run in a plain loader), then proved: the finished file answers both byte for byte
+ * as the bundle does, and still loads the bundle out of its comment when asked for timings.
+ */
+export function loaderSource(bundle) {
+  const dir = mkdtempSync(join(tmpdir(), 'metaflow-kfp-build-'))
+  try {
+    const plain = join(dir, 'plain')
+    writeFileSync(plain, loaderText(bundle))
+    const fast = { version: render(dir, plain, ['--version']), help: {} }
+    for (const w of HELP_WIDTHS) fast.help[w] = w === 100 ? render(dir, plain, ['--help']) : render(dir, plain, ['--help'], w)
+    const text = loaderText(bundle, fast)
+    const agent = join(dir, 'metaflow-kfp')
+    writeFileSync(agent, text)
+    // (Off a terminal; test/packaging/fast-paths.test.ts checks the widths on one.)
+    const checks = [
+      [['--version'], fast.version],
+      [['--help'], fast.help[100]],
+      [['-h'], fast.help[100]],
+    ]
+    for (const [args, want] of checks) {
+      if (render(dir, agent, args) !== want) throw new Error(`failed to build the agent file: its fast path for ${args.join(' ')} does not print what the bundle prints`)
+    }
+    // Timings are the bundle's own: this start had to take the bundle out of the comment and run it.
+    const slow = spawnSync(process.execPath, [agent, '--version'], { cwd: join(dir, 'a', 'b', 'c'), env: { PATH: process.env.PATH ?? '', METAFLOW_KFP_TIMINGS: '1' }, encoding: 'utf8', timeout: 60_000 })
+    if (slow.status !== 0 || slow.stdout !== fast.version || !/timings: code-cache=none /.test(slow.stderr)) {
+      throw new Error(`failed to build the agent file: the bundle did not run from its comment (exit ${slow.status ?? slow.signal}): ${slow.stderr}`)
+    }
+    return text
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

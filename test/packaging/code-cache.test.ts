@@ -1,9 +1,9 @@
 // The agent file's code-cache loader: a cache written beside a copy of the agent is used by the next start, and a cache that does not fit is ignored.
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { AGENT } from '../helpers/paths'
+import { AGENT, REPO } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 
 const tempDir = useTempDir()
@@ -51,5 +51,64 @@ describe('the code cache beside the agent', () => {
     const r = version(agent)
     expect(r).toMatchObject({ code: 0, cache: 'rejected' })
     expect(r.stdout).toMatch(/^\d+\.\d+\.\d+/)
+  })
+})
+
+// Holds `*/` in a string, a regex, a character class, a template, a raw template and around a real
+// comment, plus a \x01 (the first escape the loader would pick), so each must survive the comment.
+const FIXTURE = [
+  'const values = {',
+  '  string: "a*/b",',
+  '  regex: /x*/g.source + /x*/g.flags,',
+  '  replaced: "xxy/".replace(/x*/, "-"),',
+  '  regexClass: /[*/]+/.exec("1*/2")[0],',
+  '  template: `c*/d${1}*/`,',
+  '  raw: String.raw`e*/f\\*/`,',
+  '  comment: 8*/* a comment */2,',
+  '  control: "\x01*/",',
+  '}',
+  'process.stdout.write(JSON.stringify({ values, codeCache: module.codeCache }))',
+  '',
+].join('\n')
+
+/** The loader scripts/code-cache-loader.mjs makes for `bundle` (without fast paths), written to `path`. */
+function writeLoader(bundle: string, path: string): void {
+  const script = `import { loaderText } from ${JSON.stringify(resolve(REPO, 'scripts', 'code-cache-loader.mjs'))}
+import { readFileSync, writeFileSync } from 'node:fs'
+writeFileSync(process.argv[2], loaderText(readFileSync(process.argv[1], 'utf8')), { mode: 0o755 })`
+  const src = `${path}.bundle.js`
+  writeFileSync(src, bundle)
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, src, path], { encoding: 'utf8', timeout: 30_000 })
+  expect(r.status, r.stderr).toBe(0)
+}
+
+describe('the bundle kept in a comment of the agent file', () => {
+  it('runs exactly as the bundle on its own, with `*/` in strings, regexes, templates and around comments, and from the code cache', () => {
+    const dir = tempDir()
+    const loader = join(dir, 'loader')
+    writeLoader(FIXTURE, loader)
+    const direct = spawnSync(process.execPath, [`${loader}.bundle.js`], { encoding: 'utf8', timeout: 30_000 })
+    const expected = JSON.parse(direct.stdout) as { values: Record<string, unknown> }
+    expect(expected.values).toMatchObject({ string: 'a*/b', comment: 16, control: '\x01*/' })
+    const run = (env: Record<string, string> = {}) => {
+      const r = spawnSync(process.execPath, [loader], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 })
+      expect(r.status, r.stderr).toBe(0)
+      return JSON.parse(r.stdout) as { values: unknown; codeCache: string }
+    }
+    expect(run()).toEqual({ values: expected.values, codeCache: 'none' })
+    expect(run({ METAFLOW_KFP_WRITE_CODE_CACHE: '1' })).toEqual({ values: expected.values, codeCache: 'none' })
+    expect(run()).toEqual({ values: expected.values, codeCache: 'used' })
+  })
+
+  it('refuses to run a bundle whose text was changed in the file (here a line ending made CRLF), naming the damage', () => {
+    const dir = tempDir()
+    const loader = join(dir, 'loader')
+    writeLoader(FIXTURE, loader)
+    const text = readFileSync(loader, 'utf8')
+    const at = text.indexOf('const values')
+    writeFileSync(loader, `${text.slice(0, at)}${text.slice(at).replace('\n', '\r\n')}`)
+    const r = spawnSync(process.execPath, [loader], { encoding: 'utf8', timeout: 30_000 })
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/failed to load .*: the bundle in it is damaged \(\d+ characters, not \d+\); reinstall metaflow-kfp/)
   })
 })
