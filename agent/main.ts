@@ -76,6 +76,7 @@ if (require.main === module) {
   }
   // Set by the code-cache loader (scripts/code-cache-loader.mjs) around the bundle.
   io.timings?.note('code-cache', String((module as { codeCache?: string }).codeCache ?? 'none'))
+  if (io.warmPython?.at !== undefined) io.timings?.note('prestart', io.warmPython.at.toFixed(1))
   // SIGTERM/SIGINT/SIGHUP stop a task that is still fetching, installing or starting: its
   // signal aborts, it cancels what it started and removes its work folder, and main() exits
   // 128+N. Once the step runs, step-process forwards the signal to the step's group (and the

@@ -19,7 +19,7 @@ export function warmPythonSnippet(pythonSourcePath) {
         detached: true,
         env,
       })
-      const warm = { python, env, child, error: undefined }
+      const warm = { python, env, child, error: undefined, at: performance.now() }
       child.on('error', (err) => { warm.error = err })
       child.unref()
       for (const s of child.stdio) s && s.unref && s.unref()

@@ -1,6 +1,6 @@
 // Reads a finished task's record from Metaflow's datastore: DONE lock, data.json, _task_ok, _foreach_num_splits, the switch taken.
-import { readFileSync } from 'node:fs'
-import { copyFile, rename, rm } from 'node:fs/promises'
+import { copyFileSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
+import { copyFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { makeDirs } from '../make-dirs.js'
@@ -18,6 +18,8 @@ export interface ObjectStore {
 }
 
 /** Metaflow's local datastore: a folder, written with temp-file-and-rename like Metaflow does. */
+const SMALL_FILE = 1 << 20
+
 export class LocalStore implements ObjectStore {
   constructor(readonly root: string) {}
 
@@ -36,11 +38,15 @@ export class LocalStore implements ObjectStore {
     const dest = join(this.root, key)
     await makeDirs(dirname(dest))
     const tmp = `${dest}.tmp-${process.pid}`
+    // A small file (a task's log, mostly) is copied synchronously, as the reads above are; a big one
+    // goes through the thread pool, so other tasks of run-local keep streaming meanwhile.
+    const small = statSync(localPath).size <= SMALL_FILE
     try {
-      await copyFile(localPath, tmp)
-      await rename(tmp, dest)
+      if (small) copyFileSync(localPath, tmp)
+      else await copyFile(localPath, tmp)
+      renameSync(tmp, dest)
     } finally {
-      await rm(tmp, { force: true })
+      rmSync(tmp, { force: true })
     }
   }
 }

@@ -11,6 +11,8 @@ export interface WarmPython {
   env: NodeJS.ProcessEnv
   child: ChildProcess
   error?: Error | undefined
+  /** when the loader started it, in ms since the agent's start (for METAFLOW_KFP_TIMINGS) */
+  at?: number | undefined
 }
 
 /**
