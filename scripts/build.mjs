@@ -16,7 +16,7 @@ try {
   process.exit(1)
 }
 const { build } = esbuild
-const { lazyModules } = await import('./lazy-modules.mjs')
+const { lazyBuiltins, lazyModules } = await import('./lazy-modules.mjs')
 const { loaderSource } = await import('./code-cache-loader.mjs')
 
 const pkg = JSON.parse(await readFile('package.json', 'utf8'))
@@ -35,7 +35,8 @@ const bundled = await build({
     __AGENT_VERSION__: JSON.stringify(pkg.version),
     __RUNTIME_PIN__: JSON.stringify(pin),
   },
-  plugins: [lazyModules({ aws: ['@aws-sdk/client-s3', '@aws-sdk/credential-providers'], undici: ['undici'], yaml: ['yaml'], tar: ['tar'] }, common)],
+  // The built-ins listed load on first use: a start that ends early (a usage error, `config`) needs none.
+  plugins: [lazyModules({ aws: ['@aws-sdk/client-s3', '@aws-sdk/credential-providers'], undici: ['undici'], yaml: ['yaml'], tar: ['tar'] }, common), lazyBuiltins(['crypto', 'stream/promises', 'fs/promises', 'perf_hooks', 'os', 'child_process', 'zlib', 'http', 'https', 'net', 'readline'])],
 })
 const { warmPythonSnippet } = await import('./warm-python-loader.mjs')
 // The prestart goes right after 'use strict', before the bundle is read or compiled.
