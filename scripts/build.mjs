@@ -39,10 +39,8 @@ const bundled = await build({
   plugins: [lazyModules({ aws: ['@aws-sdk/client-s3', '@aws-sdk/credential-providers'], undici: ['undici'], yaml: ['yaml'], tar: ['tar'] }, common), lazyBuiltins(['crypto', 'stream/promises', 'fs/promises', 'perf_hooks', 'os', 'child_process', 'zlib', 'http', 'https', 'net', 'readline'])],
 })
 const { warmPythonSnippet } = await import('./warm-python-loader.mjs')
-// The prestart goes right after 'use strict', before the bundle is read or compiled.
-const loader = loaderSource(bundled.outputFiles[0].text)
-if (loader.split("\n'use strict'\n").length !== 2) throw new Error(`failed to build ${outfile}: the loader has no single 'use strict' line to put the Python prestart after`)
-const out = loader.replace("\n'use strict'\n", `\n'use strict'\n${warmPythonSnippet('agent/step/warm-python.py')}`)
+// The prestart runs after the loader's --version/--help fast paths, before the bundle is read or compiled.
+const out = loaderSource(bundled.outputFiles[0].text, { prestart: warmPythonSnippet('agent/step/warm-python.py') })
 await mkdir('dist', { recursive: true })
 // Whole or not at all: a running agent (or a test) never reads a half-written file.
 await writeFile(`${outfile}.tmp`, out, { mode: 0o755 })

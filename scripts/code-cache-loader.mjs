@@ -36,9 +36,10 @@ export function decodeComment(body, escape) {
 /**
  * The executable's text for `bundle` (esbuild's CommonJS output). `fast` holds what the bundle itself
  * prints for `--version` ({ version }) and `--help` at each width ({ help: { [width]: text } });
- * without it the loader always loads the bundle.
+ * without it the loader always loads the bundle. `prestart`: JavaScript run after the fast paths and
+ * before the bundle is read (scripts/build.mjs: the prestarted Python for \`step\`).
  */
-export function loaderText(bundle, fast = { version: undefined, help: {} }) {
+export function loaderText(bundle, fast = { version: undefined, help: {} }, prestart = '') {
   // Wrapped as node wraps a CommonJS module, so the bundle sees the loader's own module and require.
   const code = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`
   const id = createHash('sha256').update(code).digest('hex').slice(0, 32)
@@ -94,7 +95,9 @@ export function loaderText(bundle, fast = { version: undefined, help: {} }) {
     }
   }
 
-  // 2. The bundle, compiled through the code cache when there is one for it.
+  // 2. What starts before the bundle loads (in a block of its own, so its names cannot clash with the loader's).
+  {${prestart}}
+  // 3. The bundle, compiled through the code cache when there is one for it.
   const ID = ${js(id)}
   const LENGTH = ${code.length}
   const fs = require('node:fs')
@@ -161,18 +164,18 @@ function render(dir, agent, args, columns) {
 }
 
 /**
- * The agent file's text for `bundle`, as scripts/build.mjs writes it: --version and --help rendered by
+ * The agent file's text for `bundle` (and `prestart`, as for loaderText), as scripts/build.mjs writes it: --version and --help rendered by
  * this very bundle (run in a plain loader), then proved: the finished file answers both byte for byte
  * as the bundle does, and still loads the bundle out of its comment when asked for timings.
  */
-export function loaderSource(bundle) {
+export function loaderSource(bundle, { prestart = '' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'metaflow-kfp-build-'))
   try {
     const plain = join(dir, 'plain')
-    writeFileSync(plain, loaderText(bundle))
+    writeFileSync(plain, loaderText(bundle, undefined, prestart))
     const fast = { version: render(dir, plain, ['--version']), help: {} }
     for (const w of HELP_WIDTHS) fast.help[w] = w === 100 ? render(dir, plain, ['--help']) : render(dir, plain, ['--help'], w)
-    const text = loaderText(bundle, fast)
+    const text = loaderText(bundle, fast, prestart)
     const agent = join(dir, 'metaflow-kfp')
     writeFileSync(agent, text)
     // (Off a terminal; test/packaging/fast-paths.test.ts checks the widths on one.)
