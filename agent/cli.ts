@@ -105,6 +105,7 @@ export function buildParser(argv: readonly string[]) {
         .option('parallelism', { type: 'number', default: 16, describe: "how many tasks run at once (default: Metaflow's own --max-workers)" })
         .option('python', { type: 'string', default: DEFAULTS.python, describe: 'the Python interpreter that runs the flow' })
         .option('datastore-root', { type: 'string', describe: 'the local datastore root, the .metaflow folder (default: $METAFLOW_DATASTORE_SYSROOT_LOCAL/.metaflow, else the nearest .metaflow above, else ./.metaflow)' })
+        .option('prestart', { type: 'number', describe: "how many Pythons to keep started for the next tasks' steps, 0 for none (default: the parallelism, at most the cores)" })
         .example('$0 run-local pipeline-templates/foreach_flow.kfp.yaml --code-url file://$PWD/pipeline-templates/flows/foreach_flow.py', 'run the foreach template'),
     )
     .command('generate <flow>', 'write a KFP v2 pipeline (or an Argo Workflow) that runs the flow, read through Metaflow', (y) =>
@@ -326,6 +327,7 @@ function runLocalConfig(a: Record<string, unknown>): RunLocalConfig {
     parallelism,
     python: a.python as string,
     datastoreRoot: a.datastoreRoot as string | undefined,
+    prestart: a.prestart === undefined ? undefined : wholeNumber('--prestart', a.prestart, 0, LIMITS.maxParallelism),
   }
 }
 

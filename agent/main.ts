@@ -8,6 +8,7 @@ import { staged, stageTimes } from './step/stage-times.js'
 import { lineWriter } from './std-streams.js'
 import { takeWarmPython } from './step/warm-python.js'
 import type { WarmPython } from './step/warm-python.js'
+import type { StartWarmPython } from './local/warm-pool.js'
 
 /** `self` is the argv that starts this agent again (node and the bundle); run-local runs each task with it. */
 export async function main(argv: readonly string[], io: Io, self: readonly string[] = [process.execPath, process.argv[1] ?? '']): Promise<number> {
@@ -18,7 +19,7 @@ export async function main(argv: readonly string[], io: Io, self: readonly strin
       // Loaded on demand so steps do not pay for the template parser.
       const { runLocal } = await import('./local/local-runner.js')
       // Tasks run through main() itself, in this process: no Node start and bundle load per task.
-      return await runLocal(parsed.config, io, { agent: self, inProcess: main })
+      return await runLocal(parsed.config, io, { agent: self, inProcess: main, startWarmPython: io.startWarmPython })
     }
     if (parsed.kind === 'generate') {
       // Loaded on demand, like run-local: steps do not pay for the pipeline writers.
@@ -73,6 +74,7 @@ if (require.main === module) {
     timings: stageTimes(process.env),
     // Started by the loader (scripts/warm-python-loader.mjs) for `step` when the image asks for it.
     warmPython: takeWarmPython(module as { warmPython?: WarmPython }),
+    startWarmPython: (module as { startWarmPython?: StartWarmPython }).startWarmPython,
   }
   // Set by the code-cache loader (scripts/code-cache-loader.mjs) around the bundle.
   io.timings?.note('code-cache', String((module as { codeCache?: string }).codeCache ?? 'none'))

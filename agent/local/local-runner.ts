@@ -1,7 +1,7 @@
 // The run-local command: runs a KFP v2 or Argo template on this machine, one agent process per task, with the local datastore.
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { argoParamNames, runArgo } from './argo-local.js'
 import { resolveLocalDatastoreRoot } from '../datastore/datastore-root.js'
@@ -11,6 +11,8 @@ import { LocalTasks, RunStopped, TaskFailed } from './local-task.js'
 import type { AgentMain, TaskRecord } from './local-task.js'
 import type { Io } from '../step/run-step.js'
 import { loadTemplate } from '../pipelines/template-load.js'
+import { WarmPool } from './warm-pool.js'
+import type { StartWarmPython } from './warm-pool.js'
 
 export interface RunLocalConfig {
   command: 'run-local'
@@ -22,6 +24,8 @@ export interface RunLocalConfig {
   python: string
   /** the local datastore root (the .metaflow folder); default as the step command decides it */
   datastoreRoot?: string | undefined
+  /** how many prestarted Pythons to keep ready (warm-pool.ts); default the parallelism, at most the cores */
+  prestart?: number | undefined
 }
 
 export interface RunLocalDeps {
@@ -29,6 +33,8 @@ export interface RunLocalDeps {
   agent: readonly string[]
   /** the agent's main(): tasks run through it in this process (local-task.ts); without it each task is a process */
   inProcess?: AgentMain | undefined
+  /** starts a prestarted Python (the loader's); with it, in-process steps run in Pythons kept ready (warm-pool.ts) */
+  startWarmPython?: StartWarmPython | undefined
   now?: () => number
   newUuid?: () => string
 }
@@ -48,7 +54,13 @@ export async function runLocal(cfg: RunLocalConfig, io: Io, deps: RunLocalDeps):
   const params = { ...cfg.params, [codeUrlName(names, cfg)]: cfg.codeUrl }
 
   const workDir = await mkdtemp(join(tmpdir(), 'metaflow-kfp-local-'))
+  // As many as the machine runs at once, at most: an unused one costs its imports' CPU.
+  const prestart = cfg.prestart ?? Math.min(cfg.parallelism, availableParallelism())
+  const warmPool = deps.inProcess && deps.startWarmPython && prestart > 0
+    ? WarmPool.open({ start: deps.startWarmPython, python: cfg.python, env: io.env, cwd: io.cwd, workDir, size: prestart, log: io.log })
+    : undefined
   const tasks = new LocalTasks({
+    warmPool,
     agent: deps.agent,
     inProcess: deps.inProcess,
     signal: io.signal,
@@ -84,6 +96,7 @@ export async function runLocal(cfg: RunLocalConfig, io: Io, deps: RunLocalDeps):
     return failure ? failure.exitCode || 1 : 0
   } finally {
     tasks.close()
+    warmPool?.close()
     restoreLimit()
     await rm(workDir, { recursive: true, force: true })
   }

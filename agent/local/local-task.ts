@@ -5,6 +5,8 @@ import { basename, join } from 'node:path'
 import { AgentError, ExitCode } from '../errors.js'
 import { makeDirs } from '../make-dirs.js'
 import type { Io } from '../step/run-step.js'
+import { discard } from '../step/warm-python.js'
+import type { WarmPool } from './warm-pool.js'
 import { runProcess } from '../step/step-process.js'
 
 export interface TaskRequest {
@@ -70,6 +72,8 @@ export interface LocalTaskSettings {
   log: (line: string) => void
   /** a clock, for durations */
   now: () => number
+  /** prestarted Pythons for the steps that run in this process */
+  warmPool?: WarmPool | undefined
 }
 
 /** Thrown to the DAG walkers when a task failed; the runner reports the record. */
@@ -228,11 +232,14 @@ export class LocalTasks {
       cwd: this.s.cwd,
       signal: stop.signal,
       shareRuntimeCheck: (key, check) => this.shareRuntimeCheck(key, check),
+      warmPython: argv[0] === 'step' ? this.s.warmPool?.take() : undefined,
     }
     try {
       return await main(argv, io)
     } finally {
       this.running.delete(stop)
+      // A task that ended before its step (a usage error, a finished attempt) leaves its Python unused.
+      if (io.warmPython) discard(io.warmPython)
     }
   }
 

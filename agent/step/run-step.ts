@@ -55,6 +55,8 @@ export interface Io {
   shareRuntimeCheck?: (<T>(key: string, check: () => Promise<T>) => Promise<T>) | undefined
   /** the Python the loader prestarted for this step (warm-python.ts); the step runs in it when it may */
   warmPython?: WarmPython | undefined
+  /** the loader's way to prestart more (run-local keeps a few ready for its tasks) */
+  startWarmPython?: ((python: string, listFile?: string) => WarmPython) | undefined
 }
 
 /** Everything a task needs once its code and runtime are in place. */
@@ -67,7 +69,7 @@ interface Prepared {
   aws: AwsTask
   /** the interpreter, absolute when given as a path: the step runs in the code folder, not the agent's cwd */
   python: string
-  /** the image's runtime marker vouched for the interpreter, which the prestarted Python needs */
+  /** the runtime check found the pin without installing: a Python prestarted before it saw the same venv */
   vouched: boolean
 }
 
@@ -159,9 +161,10 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
 }
 
 /**
- * The prestarted Python running this step, when the loader made one and the step may run in it:
- * the interpreter the image's marker vouched for, and the Python's own checks (warm-python.py)
- * pass. Otherwise undefined, with the prestarted Python gone, and the step starts a fresh one.
+ * The prestarted Python running this step, when the loader (or run-local) made one and the step
+ * may run in it: the interpreter the runtime check found the pin in without installing, and the
+ * Python's own checks (warm-python.py) pass. Otherwise undefined, with the prestarted Python gone,
+ * and the step starts a fresh one.
  */
 async function warmStep(io: Io, p: Prepared, args: readonly string[]): Promise<ChildProcess | undefined> {
   const warm = io.warmPython
@@ -169,7 +172,7 @@ async function warmStep(io: Io, p: Prepared, args: readonly string[]): Promise<C
   io.warmPython = undefined
   const python = p.python.includes('/') ? p.python : await findOnPath(p.python, p.env.PATH ?? '')
   const why = !p.vouched
-    ? "the image's runtime marker does not vouch for the interpreter"
+    ? 'the runtime check installed into the interpreter after it started'
     : python === undefined || !isSameInterpreter(python, warm) ? `the step runs ${p.python}, not ${warm.python}` : undefined
   const taken = why === undefined ? await handOver(warm, { args, env: p.env, cwd: p.code.codeDir }) : (discard(warm), { why })
   if ('why' in taken) {
@@ -430,7 +433,7 @@ async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Pro
     env: { ...(await staged(io.timings, 'credentials', aws.stepEnv(env, work))), ...(await staged(io.timings, 'cards', cardSetup(cfg.datastore, datastoreRoot, code.codeDir, io.env))) },
     aws,
     python,
-    vouched: runtime.value.checkedBy === 'marker',
+    vouched: !runtime.value.installed,
   }
 }
 

@@ -311,6 +311,21 @@ async function markerVersions(python: string, names: readonly string[], env: Nod
   return { versions: Object.fromEntries(names.map((n) => [n, m.packages[n] ?? null])) }
 }
 
+// What the prestarted Python (warm-python.py) imports early: what importing Metaflow brings in,
+// but not Metaflow's own modules. Run after whatever the script imported for itself.
+const WARM_MODULES = [
+  'before = set(sys.modules)',
+  'sys.path = [d for d in sys.path if d]',
+  'try:',
+  '    import metaflow',
+  '    warm = [m for m, mod in list(sys.modules.items()) if m not in before and m.partition(".")[0] not in ("metaflow", "metaflow_extensions") and getattr(mod, "__spec__", None) is not None]',
+  'except Exception:',
+  '    warm = []',
+]
+
+/** A Python script that prints, as a JSON list, the modules the prestarted Python imports early. */
+export const WARM_MODULES_SCRIPT = ['import json, sys', ...WARM_MODULES, 'print(json.dumps(warm))'].join('\n')
+
 // Where each package's dist-info is, and what decides sys.path; the same search as CHECK.
 const DESCRIBE = [
   'import json, os, site, sys',
@@ -327,14 +342,7 @@ const DESCRIBE = [
   '            n = want.get(norm(name))',
   '            if n and n not in found: found[n] = [ver, os.path.join(d, e)]',
   'user = site.getusersitepackages() if site.ENABLE_USER_SITE else None',
-  // What the prestarted Python (warm-python.py) imports early: what importing Metaflow brings in, but not Metaflow's own modules.
-  'before = set(sys.modules)',
-  'sys.path = [d for d in sys.path if d]',
-  'try:',
-  '    import metaflow',
-  '    warm = [m for m, mod in list(sys.modules.items()) if m not in before and m.partition(".")[0] not in ("metaflow", "metaflow_extensions") and getattr(mod, "__spec__", None) is not None]',
-  'except Exception:',
-  '    warm = []',
+  ...WARM_MODULES,
   'print(json.dumps({"executable": os.path.realpath(sys.executable), "prefix": sys.prefix, "dirs": dirs, "user": user, "found": found, "warm": warm}))',
 ].join('\n')
 

@@ -8,8 +8,8 @@
 #
 # What makes running here the same as a fresh `python flow.py`:
 # - only modules that Metaflow's import pulls in anyway are imported early: the list the image's
-#   runtime marker recorded (stdlib and third-party, never metaflow itself, whose config reads the
-#   environment when imported);
+#   runtime marker recorded, or run-local's (a file named by the first argument); stdlib and
+#   third-party, never metaflow itself, whose config reads the environment when imported;
 # - every environment key read (through os.environ) while importing them is recorded; the step
 #   runs here only if each such key, and every PYTHON* key (read by the interpreter's start), has
 #   the same value in the step's environment;
@@ -44,8 +44,15 @@ def _prestart():
         import importlib
 
         try:
-            with open(os.path.join(sys.prefix, "metaflow-kfp-runtime.json"), "rb") as f:
-                warm = json.load(f).get("warm") or []
+            if len(sys.argv) > 1:
+                # run-local's list, made by one Python of its own (warm-pool.ts)
+                with open(sys.argv[1], "rb") as f:
+                    warm = json.load(f)
+            else:
+                with open(os.path.join(sys.prefix, "metaflow-kfp-runtime.json"), "rb") as f:
+                    warm = json.load(f).get("warm")
+            if not isinstance(warm, list):
+                warm = []
         except (OSError, ValueError, AttributeError):
             warm = []
         for name in warm:

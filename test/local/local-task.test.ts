@@ -1,4 +1,5 @@
 // How run-local runs each task: through the agent's own entrypoint inside run-local's process, one runtime check per run, stopped as pods are.
+import { execFileSync } from 'node:child_process'
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -53,7 +54,8 @@ describe('run-local tasks', () => {
     const pythonLog = join(cwd, 'python-starts.txt')
     const nodeLog = join(cwd, 'node-starts.txt')
     const python = loggingPython(cwd, pythonLog)
-    const r = await runAgent(['run-local', join(TEMPLATES, 'foreach_flow.kfp.yaml'), '--code-url', `file://${join(FLOWS, 'foreach_flow.py')}`, '--python', python, '--datastore-root', join(cwd, '.metaflow')], {
+    // --prestart 0: each step starts its own Python here, so the log shows one line per step.
+    const r = await runAgent(['run-local', join(TEMPLATES, 'foreach_flow.kfp.yaml'), '--code-url', `file://${join(FLOWS, 'foreach_flow.py')}`, '--python', python, '--datastore-root', join(cwd, '.metaflow'), '--prestart', '0'], {
       cwd,
       env: agentEnv({ NODE_OPTIONS: `--require=${nodeStartLog(cwd, nodeLog)}` }),
     })
@@ -70,6 +72,30 @@ describe('run-local tasks', () => {
     expect(starts.filter((l) => / step /.test(l))).toHaveLength(7)
     // The runtime check is a `python -c` start; seven tasks share one.
     expect(starts.filter((l) => l.startsWith('-c ')).length).toBeLessThanOrEqual(1)
+  }, 180_000)
+
+  it('runs steps in Pythons it keeps started for the next tasks, into the run Metaflow expects, and leaves none behind', async () => {
+    const cwd = tempDir()
+    const pythonLog = join(cwd, 'python-starts.txt')
+    const python = loggingPython(cwd, pythonLog)
+    const tag = `mfkfp-pool-${process.pid}-${Date.now()}`
+    const r = await runAgent(['run-local', join(TEMPLATES, 'foreach_flow.kfp.yaml'), '--code-url', `file://${join(FLOWS, 'foreach_flow.py')}`, '--python', python, '--datastore-root', join(cwd, '.metaflow'), '--prestart', '2'], {
+      cwd,
+      env: agentEnv({ MFKFP_TEST_TAG: tag }),
+    })
+    expect(r.code, r.stderr).toBe(0)
+    const report = await metaflowRun(pathspecOf(r.stdout), localClientEnv(cwd))
+    expect(report.successful).toBe(true)
+    expect(report.end.results).toEqual(['HOUSE OF CARDS', 'NARCOS', 'STRANGER THINGS', 'SUBURRA'])
+    const starts = lines(pythonLog)
+    const fresh = starts.filter((l) => !l.startsWith('-c ') && / step /.test(l)).length
+    const prestarted = starts.filter((l) => l.startsWith('-c # The prestarted Python')).length
+    // Seven steps: those that found a prestarted Python did not start one of their own.
+    expect(fresh).toBeLessThan(7)
+    expect(fresh + prestarted).toBeGreaterThanOrEqual(7)
+    // The ones still waiting when the run ended were stopped with it.
+    const left = execFileSync('sh', ['-c', 'grep -l "$0" /proc/[0-9]*/environ 2>/dev/null || true', tag], { encoding: 'utf8' }).trim()
+    expect(left).toBe('')
   }, 180_000)
 
   it("refuses a missing runtime that cannot be installed with the agent's own error line and exit 71, from a task run in process", async () => {
