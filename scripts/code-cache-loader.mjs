@@ -164,9 +164,10 @@ function render(dir, agent, args, columns) {
 }
 
 /**
- * The agent file's text for `bundle` (and `prestart`, as for loaderText), as scripts/build.mjs writes it: --version and --help rendered by
- * this very bundle (run in a plain loader), then proved: the finished file answers both byte for byte
- * as the bundle does, and still loads the bundle out of its comment when asked for timings.
+ * The agent file's text for `bundle` (and `prestart`, as for loaderText), as scripts/build.mjs writes
+ * it: --version and --help rendered by this very bundle (run in a plain loader), then proved: the
+ * finished file answers both byte for byte as the bundle does, and still loads the bundle out of its
+ * comment when asked for timings.
  */
 export function loaderSource(bundle, { prestart = '' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'metaflow-kfp-build-'))
