@@ -6,7 +6,7 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 NODE_DEPS   := node_modules/.package-lock.json
 AGENT       := dist/metaflow-kfp
-AGENT_SRC   := $(shell find agent -name '*.ts') scripts/build.mjs scripts/lazy-modules.mjs scripts/code-cache-loader.mjs image/runtime-pin.txt package.json
+AGENT_SRC   := $(shell find agent -name '*.ts') scripts/build.mjs scripts/lazy-modules.mjs scripts/code-cache-loader.mjs scripts/warm-python-loader.mjs agent/step/warm-python.py image/runtime-pin.txt package.json
 
 .PHONY: argo-cli kfp1-venv help deps build demo test typecheck bench clean image image-lock image-test e2e e2e-up e2e-down
 
