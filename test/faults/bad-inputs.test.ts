@@ -120,6 +120,7 @@ const RUN_LOCAL_BAD: Record<string, Bad[]> = {
   'code-url': [v('code-url', 'empty', ''), v('code-url', 'not a URL', 'not a url')],
   'param': [v('param', 'empty', ''), v('param', 'without =', 'who')],
   'parallelism': [...ints('parallelism'), v('parallelism', 'zero', '0')],
+  'prestart': [...ints('prestart'), v('prestart', 'above the parallelism limit', '1001')],
   'python': [v('python', 'empty', '')],
   'datastore-root': [v('datastore-root', 'empty', '')],
 }
