@@ -51,7 +51,9 @@ export default async function stepOverhead(ctx) {
     const stepStart = ctx.median(r.stages.map((s) => s.step.start))
     const afterStep = ctx.median(r.stages.map((s) => s.total.ms - (s.step.start + s.step.ms)))
     const parts = STAGES.filter((n) => med[n] !== undefined).map((n) => `${n} ${med[n].toFixed(1)}`)
-    return `${parts.join(', ')}; the step starts at ${stepStart.toFixed(0)} ms and the agent exits ${afterStep.toFixed(0)} ms after it`
+    // When the loader prestarted Python: how long after the agent's own start (Node's start, the spawn).
+    const prestart = r.stages.every((s) => s.prestart) ? `; Python prestarted at ${ctx.median(r.stages.map((s) => s.prestart.ms)).toFixed(0)} ms` : ''
+    return `${parts.join(', ')}${prestart}; the step starts at ${stepStart.toFixed(0)} ms and the agent exits ${afterStep.toFixed(0)} ms after it`
   }
   const img = summary(res.image)
   const cold = summary(res.cold)
