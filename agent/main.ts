@@ -78,6 +78,7 @@ if (require.main === module) {
   }
   // Set by the code-cache loader (scripts/code-cache-loader.mjs) around the bundle.
   io.timings?.note('code-cache', String((module as { codeCache?: string }).codeCache ?? 'none'))
+  ;(module as { timings?: unknown }).timings = io.timings // the loader notes in it each lazy group's cache (scripts/code-cache-loader.mjs)
   if (io.warmPython?.at !== undefined) io.timings?.note('prestart', io.warmPython.at.toFixed(1))
   // SIGTERM/SIGINT/SIGHUP stop a task that is still fetching, installing or starting: its
   // signal aborts, it cancels what it started and removes its work folder, and main() exits

@@ -106,28 +106,70 @@ export function loaderText(bundle, fast = { version: undefined, help: {} }, pres
   const CODE = source.slice(source.indexOf('/*') + 2, source.lastIndexOf('*/'))${body === code ? '' : `.replaceAll(${js(escape)}, '')`}
   if (CODE.length !== LENGTH) throw new Error(\`failed to load \${__filename}: the bundle in it is damaged (\${CODE.length} characters, not \${LENGTH}); reinstall metaflow-kfp\`)
   const cachePath = \`\${__filename}.v8cache\`
-  let cachedData
-  try {
-    const b = fs.readFileSync(cachePath)
-    // The id names the bundle: V8 itself checks only its version, its flags and the code's length.
-    if (b.length > ID.length && b.toString('latin1', 0, ID.length) === ID) cachedData = b.subarray(ID.length)
-  } catch {
-    // no cache: compile as usual
+  // The cached data after \`id\` in the file at \`path\`, or undefined. The id names the code: V8 itself
+  // checks only its version, its flags and the code's length.
+  const readCache = (path, id) => {
+    try {
+      const b = fs.readFileSync(path)
+      if (b.length > id.length && b.toString('latin1', 0, id.length) === id) return b.subarray(id.length)
+    } catch {
+      // no cache: compile as usual
+    }
+    return undefined
   }
+  const cacheState = (data, s) => (data === undefined ? 'none' : s.cachedDataRejected ? 'rejected' : 'used')
+  const cachedData = readCache(cachePath, ID)
   const script = new vm.Script(CODE, { filename: __filename, cachedData })
   // For METAFLOW_KFP_TIMINGS=1: whether this start used the cache.
-  module.codeCache = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'used'
-  if (process.env.METAFLOW_KFP_WRITE_CODE_CACHE === '1') {
-    // At exit, so the functions this run compiled are in the cache too; whole or not at all.
-    process.once('exit', () => {
-      const tmp = \`\${cachePath}.\${process.pid}.tmp\`
+  module.codeCache = cacheState(cachedData, script)
+  // 4. The bundle's lazy groups (scripts/lazy-modules.mjs: the AWS SDK, undici, yaml, tar), each compiled
+  // on first use through a cache of its own, \`<this file>.<group>.v8cache\`. \`module.timings\` (agent/main.ts)
+  // gets cache-<group>=used|rejected|none and a stage lazy-<group> (compiling it and running its top level).
+  const groups = new Map()
+  module.lazyGroup = (name, id, text) => {
+    const start = performance.now()
+    const path = \`\${__filename}.\${name}.v8cache\`
+    const data = readCache(path, id)
+    const s = new vm.Script(text(), { filename: \`\${__filename}:\${name}\`, cachedData: data })
+    groups.set(name, { path, id, script: s })
+    const f = s.runInThisContext()
+    return (...args) => {
       try {
-        fs.writeFileSync(tmp, Buffer.concat([Buffer.from(ID, 'latin1'), script.createCachedData()]))
-        fs.renameSync(tmp, cachePath)
+        return f(...args)
+      } finally {
+        module.timings?.note(\`cache-\${name}\`, cacheState(data, s))
+        module.timings?.add(\`lazy-\${name}\`, start, performance.now() - start)
+      }
+    }
+  }
+  if (process.env.METAFLOW_KFP_WRITE_CODE_CACHE === '1') {
+    const write = (path, id, s) => {
+      // Whole or not at all.
+      const tmp = \`\${path}.\${process.pid}.tmp\`
+      try {
+        fs.writeFileSync(tmp, Buffer.concat([Buffer.from(id, 'latin1'), s.createCachedData()]))
+        fs.renameSync(tmp, path)
       } catch (err) {
         try { fs.rmSync(tmp, { force: true }) } catch {}
-        process.stderr.write(\`metaflow-kfp: warning: failed to write the code cache \${cachePath}: \${err.message}\\n\`)
+        process.stderr.write(\`metaflow-kfp: warning: failed to write the code cache \${path}: \${err.message}\\n\`)
       }
+    }
+    // At exit, so the functions this run compiled are in the caches too. Why every group is then
+    // loaded (compiled, its top level run): the image's warm-up steps use the local datastore and never
+    // load the AWS SDK or undici, yet an S3 task should find them cached, with the functions their top
+    // level compiles. Why the bundle's cache is written before: loading a group compiles the bundle's
+    // function that holds the group's packed text, and that text (0.5 MB for all) would go into the
+    // bundle's cache, which every start reads.
+    process.once('exit', () => {
+      write(cachePath, ID, script)
+      for (const [name, load] of Object.entries(module.lazyGroupLoaders ?? {})) {
+        try {
+          load()
+        } catch (err) {
+          process.stderr.write(\`metaflow-kfp: warning: failed to load the lazy group \${name} for its code cache: \${err?.message}\\n\`)
+        }
+      }
+      for (const g of groups.values()) write(g.path, g.id, g.script)
     })
   }
   script.runInThisContext()(exports, require, module, __filename, __dirname)

@@ -2,12 +2,21 @@
 // is bundled on its own, embedded as a compressed string, and unpacked and compiled on first use, so
 // `--version` and a local step neither parse the AWS SDK, undici, yaml or tar nor read them whole.
 import { build } from 'esbuild'
+import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib'
 
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
 
-/** groups: { name: [package, ...] }; a package of a group resolves to that group's blob, compiled once. */
+/**
+ * groups: { name: [package, ...] }; a package of a group resolves to that group's blob, compiled once.
+ * Each blob is the group's code as a function expression, `(function (module, exports, require) {…})`,
+ * handed with an id naming that exact text to `require.main.lazyGroup(name, id, text)` when the agent's
+ * loader (scripts/code-cache-loader.mjs) set one, so it compiles through a code cache of its own; in
+ * any other program, to vm.runInThisContext. The bundle's start also lists every group's loader in
+ * `require.main.lazyGroupLoaders` (when lazyGroup is set), so the loader can load them all before it
+ * writes their caches.
+ */
 export function lazyModules(groups, options) {
   const owner = new Map()
   for (const [group, pkgs] of Object.entries(groups)) for (const p of pkgs) owner.set(p, group)
@@ -15,6 +24,15 @@ export function lazyModules(groups, options) {
   return {
     name: 'lazy-modules',
     setup(b) {
+      // Why inject: only code inside the bundle can name its groups' modules; this runs at its start.
+      b.initialOptions.inject = [...(b.initialOptions.inject ?? []), 'lazy-group-loaders']
+      b.onResolve({ filter: /^lazy-group-loaders$/ }, () => ({ path: 'lazy-group-loaders', namespace: 'lazy-group-loaders' }))
+      b.onLoad({ filter: /.*/, namespace: 'lazy-group-loaders' }, () => ({
+        contents: `const main = require.main; if (main && typeof main.lazyGroup === 'function') main.lazyGroupLoaders = {${Object.keys(groups)
+          .map((g) => `${JSON.stringify(g)}: () => require(${JSON.stringify(`lazy-blob:${g}`)})`)
+          .join(',')}}`,
+        loader: 'js',
+      }))
       b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'lazy-module' }))
       b.onLoad({ filter: /.*/, namespace: 'lazy-module' }, (args) => ({
         contents: `module.exports = require(${JSON.stringify(`lazy-blob:${owner.get(args.path)}`)})[${JSON.stringify(args.path)}]`,
@@ -31,10 +49,18 @@ export function lazyModules(groups, options) {
           write: false,
           plugins: [],
         })
-        const code = inner.outputFiles[0].text
+        const code = `(function (module, exports, require) {${inner.outputFiles[0].text}\n})`
+        const id = createHash('sha256').update(code).digest('hex').slice(0, 32)
         return {
           // The real require is passed in: these packages need only Node's built-in modules.
-          contents: `const m = { exports: {} }; new Function('module', 'exports', 'require', ${unpackExpression(code, args.path)})(m, m.exports, require); module.exports = m.exports`,
+          contents: [
+            `const text = () => ${unpackExpression(code, args.path)}`,
+            'const main = require.main',
+            `const f = main && typeof main.lazyGroup === 'function' ? main.lazyGroup(${JSON.stringify(args.path)}, ${JSON.stringify(id)}, text) : require('node:vm').runInThisContext(text())`,
+            'const m = { exports: {} }',
+            'f(m, m.exports, require)',
+            'module.exports = m.exports',
+          ].join('\n'),
           loader: 'js',
         }
       })
