@@ -54,7 +54,10 @@ export function lazyModules(groups, options) {
         return {
           // The real require is passed in: these packages need only Node's built-in modules.
           contents: [
-            `const text = () => ${unpackExpression(code, args.path)}`,
+            // Why the packed text is read from the source of a function never called: such a function is
+            // never compiled, so no code cache (the bundle's is read by every start) ever holds the text.
+            `function packed() { return ${JSON.stringify(packText(code, args.path))} }`,
+            "const text = () => { const s = packed.toString(), q = s.search(/[\"'`]/); return require('node:zlib').brotliDecompressSync(Buffer.from(s.slice(q + 1, s.lastIndexOf(s[q])), 'base64')).toString('latin1') }",
             'const main = require.main',
             `const f = main && typeof main.lazyGroup === 'function' ? main.lazyGroup(${JSON.stringify(args.path)}, ${JSON.stringify(id)}, text) : require('node:vm').runInThisContext(text())`,
             'const m = { exports: {} }',
@@ -69,17 +72,16 @@ export function lazyModules(groups, options) {
 }
 
 /**
- * A JavaScript expression whose value is `code`, kept brotli-compressed in base64. Why: every start
- * reads and skims the whole agent file (a few ms a megabyte), and these packages are 1.3 of its
- * 1.6 MB while most starts never use them; one that does unpacks a group in 1 to 3 ms. Throws
- * unless the packed text gives back `code` exactly.
+ * `code` brotli-compressed, in base64. Why: every start reads and skims the whole agent file (a few ms
+ * a megabyte), and these packages are 1.3 of its 1.6 MB while most starts never use them; one that
+ * does unpacks a group in 1 to 3 ms. Throws unless the packed text gives back `code` exactly.
  */
-export function unpackExpression(code, name) {
+export function packText(code, name) {
   // ASCII (esbuild's default output) survives latin1, which decodes without looking at the bytes.
   if (/[^\x00-\x7f]/.test(code)) throw new Error(`failed to pack the lazy module ${name}: its code is not ASCII`)
   const packed = brotliCompressSync(Buffer.from(code, 'latin1'), { params: { [constants.BROTLI_PARAM_QUALITY]: 5, [constants.BROTLI_PARAM_SIZE_HINT]: code.length } }).toString('base64')
   if (brotliDecompressSync(Buffer.from(packed, 'base64')).toString('latin1') !== code) throw new Error(`failed to pack the lazy module ${name}: it does not unpack to itself`)
-  return `require('node:zlib').brotliDecompressSync(Buffer.from(${JSON.stringify(packed)}, 'base64')).toString('latin1')`
+  return packed
 }
 
 /**
