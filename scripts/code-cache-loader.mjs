@@ -1,4 +1,4 @@
-// The text of dist/metaflow-kfp: a small loader that answers --version and --help from text rendered at build time, and otherwise compiles the bundle (kept in a comment) through V8's code cache when one made for it sits beside it.
+// The text of dist/metaflow-kfp: a small loader that answers --version and --help from text rendered at build time, and otherwise compiles the bundle (kept in a comment) through V8's code cache when one made for it sits beside it, and each lazy package group (scripts/lazy-modules.mjs) through a cache of its own.
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'

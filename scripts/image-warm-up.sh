@@ -27,6 +27,9 @@ step() {
 }
 # First the code cache: written when the agent exits, with what this whole step compiled.
 METAFLOW_KFP_WRITE_CODE_CACHE=1 step cache
+# The writer also compiles and caches every lazy package group, though this local step loads no AWS SDK:
+# an S3 task must find that one.
+[ -s "$(command -v metaflow-kfp).aws.v8cache" ] || { cat "$w/cache.log" >&2; echo "image: the AWS SDK's code cache was not written" >&2; exit 1; }
 # Then the marker, after anything the first step wrote into the venv (__pycache__).
 METAFLOW_KFP_WRITE_RUNTIME_MARKER=1 step marker
 METAFLOW_KFP_TIMINGS=1 step check
