@@ -7,8 +7,7 @@ import type { Io } from './step/run-step.js'
 import { staged, stageTimes } from './step/stage-times.js'
 import { lineWriter } from './std-streams.js'
 import { takeWarmPython } from './step/warm-python.js'
-import type { WarmPython } from './step/warm-python.js'
-import type { StartWarmPython } from './local/warm-pool.js'
+import type { StartWarmPython, WarmPython } from './step/warm-python.js'
 
 /** `self` is the argv that starts this agent again (node and the bundle); run-local runs each task with it. */
 export async function main(argv: readonly string[], io: Io, self: readonly string[] = [process.execPath, process.argv[1] ?? '']): Promise<number> {

@@ -12,7 +12,7 @@ import type { AgentMain, TaskRecord } from './local-task.js'
 import type { Io } from '../step/run-step.js'
 import { loadTemplate } from '../pipelines/template-load.js'
 import { WarmPool } from './warm-pool.js'
-import type { StartWarmPython } from './warm-pool.js'
+import type { StartWarmPython } from '../step/warm-python.js'
 
 export interface RunLocalConfig {
   command: 'run-local'

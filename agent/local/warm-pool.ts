@@ -1,12 +1,9 @@
 // Keeps a few prestarted Pythons ready for run-local's tasks, so a task's step skips most of Python's start, as a pod's does.
 import { writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { WARM_MODULES_SCRIPT, findOnPath, runCommand } from '../step/runtime.js'
+import { WARM_MODULES_SCRIPT, pythonPath, runCommand } from '../step/runtime.js'
 import { discard } from '../step/warm-python.js'
-import type { WarmPython } from '../step/warm-python.js'
-
-/** Starts one prestarted Python (the loader's module.startWarmPython); `listFile` names the modules it imports early. */
-export type StartWarmPython = (python: string, listFile?: string) => WarmPython
+import type { StartWarmPython, WarmPython } from '../step/warm-python.js'
 
 export interface WarmPoolOptions {
   start: StartWarmPython
@@ -65,7 +62,8 @@ export class WarmPool {
 
   private async fill(): Promise<void> {
     const { python: given, env, cwd } = this.o
-    const python = given.includes('/') ? resolve(cwd, given) : await findOnPath(given, env.PATH ?? '')
+    // Resolved as the step resolves --python (run-step.ts prepare), so the two compare equal.
+    const python = await pythonPath(given.includes('/') ? resolve(cwd, given) : given, env)
     if (!python) return
     const { stdout } = await runCommand(python, ['-c', WARM_MODULES_SCRIPT], { env, timeoutMs: 120_000, signal: this.stop.signal })
     if (this.closed) return

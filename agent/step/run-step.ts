@@ -21,12 +21,12 @@ import type { FlowInfo } from '../pipelines/flow-reader.js'
 import type { TopLevel } from './metaflow-command.js'
 import { outputValues, wantsSwitchStep, writeOutputs } from './outputs.js'
 import { placementInputPaths } from './placement.js'
-import { ensureRuntime, findOnPath, parseRequirement } from './runtime.js'
+import { ensureRuntime, parseRequirement, pythonPath } from './runtime.js'
 import { runProcess } from './step-process.js'
 import type { ProcessResult } from './step-process.js'
 import { TaskLogs } from './task-logs.js'
 import { discard, handOver, isSameInterpreter } from './warm-python.js'
-import type { WarmPython } from './warm-python.js'
+import type { StartWarmPython, WarmPython } from './warm-python.js'
 import { staged } from './stage-times.js'
 import type { StageTimes } from './stage-times.js'
 import { PARAMS_TASK_ID, badIdReason, badIdentifierReason, badInputPathsReason, badStepNameReason, isStartPlacement, positionOf, taskIdFor } from './task-ids.js'
@@ -56,7 +56,7 @@ export interface Io {
   /** the Python the loader prestarted for this step (warm-python.ts); the step runs in it when it may */
   warmPython?: WarmPython | undefined
   /** the loader's way to prestart more (run-local keeps a few ready for its tasks) */
-  startWarmPython?: ((python: string, listFile?: string) => WarmPython) | undefined
+  startWarmPython?: StartWarmPython | undefined
 }
 
 /** Everything a task needs once its code and runtime are in place. */
@@ -170,7 +170,7 @@ async function warmStep(io: Io, p: Prepared, args: readonly string[]): Promise<C
   const warm = io.warmPython
   if (!warm) return undefined
   io.warmPython = undefined
-  const python = p.python.includes('/') ? p.python : await findOnPath(p.python, p.env.PATH ?? '')
+  const python = await pythonPath(p.python, p.env)
   const why = !p.vouched
     ? 'the runtime check installed into the interpreter after it started'
     : python === undefined || !isSameInterpreter(python, warm) ? `the step runs ${p.python}, not ${warm.python}` : undefined

@@ -249,7 +249,8 @@ export function markerPath(pythonPath: string): string {
   return join(dirname(dirname(pythonPath)), 'metaflow-kfp-runtime.json')
 }
 
-async function pythonPath(python: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+/** The interpreter's path: as given when it names a path, else the first on PATH. */
+export async function pythonPath(python: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   return python.includes('/') ? python : findOnPath(python, env.PATH ?? '')
 }
 

@@ -22,6 +22,9 @@ export interface WarmPython {
  */
 const startupKey = (k: string) => k.startsWith('PYTHON') || k === 'LC_ALL' || k === 'LC_CTYPE' || k === 'LANG'
 
+/** Starts one prestarted Python (the loader's module.startWarmPython); `listFile` names the modules it imports early. */
+export type StartWarmPython = (python: string, listFile?: string) => WarmPython
+
 /** How long the Python may take to finish its early imports and answer before it is given up. */
 const ANSWER_TIMEOUT_MS = 60_000
 

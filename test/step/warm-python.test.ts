@@ -119,6 +119,20 @@ print(json.dumps(Task(sys.argv[1])["seen"].data))`, `PrestartFlow/${run}/start/s
     expect(ok.trim()).toBe('True')
   }, 60_000)
 
+  it('starts Python afresh, with one line saying why, when METAFLOW_KFP_WARM_PYTHON names no interpreter', async () => {
+    const dir = tempDir()
+    const python = await bakedPython()
+    for (const [i, bad] of [join(dir, 'no-such-python'), dir, '/bin/true'].entries()) {
+      const r = await runAgent(['step', 'start', '--code-url', flowUrl('prestart_flow.py', FIXTURE_FLOWS), '--python', python, '--datastore-root', join(dir, '.metaflow'), '--run-id', `kfp-bad-${i}`], {
+        env: agentEnv({ METAFLOW_USER: 'test', METAFLOW_KFP_WARM_PYTHON: bad }),
+        cwd: dir,
+      })
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stderr).toContain('starting Python afresh: the prestarted one cannot run this step')
+      expect(r.stderr).not.toContain(PRESTARTED)
+    }
+  }, 90_000)
+
   it('passes a stop on to the step in the prestarted Python: 143, and no process of the step is left', async () => {
     const dir = tempDir()
     const python = await bakedPython()
@@ -228,6 +242,23 @@ describe("the prestarted Python's own checks", () => {
     writeFileSync(join(dir, 'code', 'reads_probe.py'), 'VALUE = "the flow folder\'s own"\n')
     const taken = await handOver(warm, { args: [flow, '0'], env: base(), cwd: join(dir, 'code') })
     expect(taken).toEqual({ why: "the flow's folder holds reads_probe.py, which would shadow the module reads_probe" })
+  })
+
+  it('still runs the step when its module list is unreadable, not JSON, not a list or lists non-names', async () => {
+    const dir = tempDir()
+    const python = probeVenv(dir, [])
+    const lists = { missing: join(dir, 'missing.json'), garbage: 'not json', object: '{"warm": ["json"]}', mixed: '[1, null, ["x"], "reads_probe", "metaflow"]' }
+    for (const [what, text] of Object.entries(lists)) {
+      const list = join(dir, `${what}.json`)
+      if (what !== 'missing') writeFileSync(list, text)
+      const started = { ...base(), PYTHONUNBUFFERED: 'x' }
+      const child = spawn(python, ['-c', SOURCE, list], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true, env: started })
+      const warm: WarmPython = { python, env: started, child }
+      const out = output(warm)
+      const taken = await handOver(warm, { args: [script(dir), '3'], env: base(), cwd: join(dir, 'code') })
+      expect('why' in taken ? `${what}: ${taken.why}` : 'ok').toBe('ok')
+      expect((await out).code, what).toBe(3)
+    }
   })
 
   it('says why when the prestarted Python is already gone', async () => {
