@@ -38,6 +38,8 @@ function lines(path: string): string[] {
 }
 
 function alive(pid: number): boolean {
+  // kill(0) or kill(-1) would probe our own group or every process, and always succeed.
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`not a process id: ${pid}`)
   try {
     process.kill(pid, 0)
     return true
