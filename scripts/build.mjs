@@ -35,6 +35,8 @@ const bundled = await build({
     __AGENT_VERSION__: JSON.stringify(pkg.version),
     __RUNTIME_PIN__: JSON.stringify(pin),
   },
+  // yargs' strings from memory, never from translation files beside the working folder (agent/cli-strings.ts).
+  alias: { y18n: './agent/cli-strings.ts' },
   // The built-ins listed load on first use: a start that ends early (a usage error, `config`) needs none.
   plugins: [lazyModules({ aws: ['@aws-sdk/client-s3', '@aws-sdk/credential-providers'], undici: ['undici'], yaml: ['yaml'], tar: ['tar'] }, common), lazyBuiltins(['crypto', 'stream/promises', 'fs/promises', 'perf_hooks', 'os', 'child_process', 'zlib', 'http', 'https', 'net', 'readline'])],
 })

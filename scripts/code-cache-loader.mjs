@@ -1,7 +1,7 @@
 // The text of dist/metaflow-kfp: a small loader that answers --version and --help from text rendered at build time, and otherwise compiles the bundle (kept in a comment) through V8's code cache when one made for it sits beside it, and each lazy package group (scripts/lazy-modules.mjs) through a cache of its own.
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -66,17 +66,14 @@ export function loaderText(bundle, fast = { version: undefined, help: {} }, pres
     let out
     let tty = false
     try {
-      // yargs in the bundle reads translations from <cwd>/../../../locales when that exists: then the bundle answers.
-      if (!fs.existsSync(require('node:path').resolve(process.cwd(), '../../../locales'))) {
-        // Why not process.stdout: making it costs more than the rest of this path (a pipe loads net and
-        // streams). A terminal is a character device; of those, /dev/null (the usual one besides) is not a terminal.
-        const st = fs.fstatSync(1)
-        tty = st.isCharacterDevice() && st.rdev !== fs.statSync('/dev/null').rdev
-        // The bundle's width (agent/cli.ts): Math.min(110, process.stdout.columns || 100); no columns off a terminal.
-        out = argv[2] === '--version' ? VERSION : HELP[tty ? Math.min(110, process.stdout.columns || 100) : 100]
-      }
+      // Why not process.stdout: making it costs more than the rest of this path (a pipe loads net and
+      // streams). A terminal is a character device; of those, /dev/null (the usual one besides) is not a terminal.
+      const st = fs.fstatSync(1)
+      tty = st.isCharacterDevice() && st.rdev !== fs.statSync('/dev/null').rdev
+      // The bundle's width (agent/cli.ts): Math.min(110, process.stdout.columns || 100); no columns off a terminal.
+      out = argv[2] === '--version' ? VERSION : HELP[tty ? Math.min(110, process.stdout.columns || 100) : 100]
     } catch {
-      // no working folder, or no stdout: the bundle answers as it would
+      // no stdout: the bundle answers as it would
     }
     if (typeof out === 'string') {
       if (tty) {
@@ -183,18 +180,16 @@ function bundleSource() {/*${body}*/}
 
 /**
  * What a plain loader around `bundle` prints for `args` (stdout as a string) at a terminal width
- * (undefined: no terminal), run as the loader runs it. Its working folder holds no locales folder three
- * levels up, and its environment only PATH, so nothing around the build changes the text.
+ * (undefined: no terminal), run as the loader runs it. Its environment holds only PATH, so nothing
+ * around the build changes the text (the bundle reads no translations: agent/cli-strings.ts).
  * Throws unless it exits 0 with nothing on stderr: only such an answer can be printed from the loader.
  */
 function render(dir, agent, args, columns) {
-  const cwd = join(dir, 'a', 'b', 'c')
-  mkdirSync(cwd, { recursive: true })
   const shim = join(dir, 'columns.cjs')
   // Why a preload: off a terminal, process.stdout has no columns; this gives it the terminal's.
   writeFileSync(shim, `Object.defineProperty(process.stdout, 'columns', { value: Number(process.env.RENDER_COLUMNS) })\n`)
   const r = spawnSync(process.execPath, [...(columns === undefined ? [] : ['--require', shim]), agent, ...args], {
-    cwd,
+    cwd: dir,
     env: { PATH: process.env.PATH ?? '', ...(columns === undefined ? {} : { RENDER_COLUMNS: String(columns) }) },
     timeout: 60_000,
   })
@@ -231,7 +226,7 @@ export function loaderSource(bundle, { prestart = '' } = {}) {
       if (render(dir, agent, args) !== want) throw new Error(`failed to build the agent file: its fast path for ${args.join(' ')} does not print what the bundle prints`)
     }
     // Timings are the bundle's own: this start had to take the bundle out of the comment and run it.
-    const slow = spawnSync(process.execPath, [agent, '--version'], { cwd: join(dir, 'a', 'b', 'c'), env: { PATH: process.env.PATH ?? '', METAFLOW_KFP_TIMINGS: '1' }, encoding: 'utf8', timeout: 60_000 })
+    const slow = spawnSync(process.execPath, [agent, '--version'], { cwd: dir, env: { PATH: process.env.PATH ?? '', METAFLOW_KFP_TIMINGS: '1' }, encoding: 'utf8', timeout: 60_000 })
     if (slow.status !== 0 || slow.stdout !== fast.version || !/timings: code-cache=none /.test(slow.stderr)) {
       throw new Error(`failed to build the agent file: the bundle did not run from its comment (exit ${slow.status ?? slow.signal}): ${slow.stderr}`)
     }

@@ -125,16 +125,25 @@ describe('the fast paths of the agent file', () => {
     expect(seen.get(150)).toBe(seen.get(110))
   })
 
-  it("leaves --help to the bundle when yargs would read translations from <cwd>/../../../locales, which change the bundle's text", () => {
+  it('prints the same English help and usage errors wherever it runs: translation files beside the working folder are never read', () => {
     const s = setup()
+    // Where bundled yargs used to look (<cwd>/../../../locales): a translation and a broken file.
     const locales = join(s.cwd, '..', '..', '..', 'locales')
     mkdirSync(locales)
-    writeFileSync(join(locales, 'en_US.json'), JSON.stringify({ 'Show help': 'Hilfe zeigen' }))
-    const fast = piped(s, ['--help'], false, { LC_ALL: 'en_US.UTF-8' })
-    const slow = piped(s, ['--help'], true, { LC_ALL: 'en_US.UTF-8' })
-    expect(slow.stdout.toString()).toContain('Hilfe zeigen')
-    expect(fast.path).toBe('bundle')
+    writeFileSync(join(locales, 'de_DE.json'), JSON.stringify({ 'Show help': 'Hilfe zeigen', 'Missing required arguments: %s': 'Fehlende Argumente: %s' }))
+    writeFileSync(join(locales, 'en.json'), '{ not json')
+    const env = { LC_ALL: 'de_DE.UTF-8' }
+    const fast = piped(s, ['--help'], false, env)
+    const slow = piped(s, ['--help'], true, env)
+    expect(fast.path).toBe('fast')
+    expect(slow.path).toBe('bundle')
+    expect(slow.stdout.toString()).toContain('Show help')
     expect({ ...fast, path: '' }).toEqual({ ...slow, path: '' })
+    for (const lang of [env, { LC_ALL: 'en_US.UTF-8' }]) {
+      const usage = piped(s, ['step'], false, lang)
+      expect(usage.status).toBe(64)
+      expect(usage.stderr.toString()).toMatch(/^metaflow-kfp: error: Missing required arguments: code-url, run-id, step/m)
+    }
   })
 
   it('leave --version to the bundle when timings are asked for, which only the bundle prints', () => {
