@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import englishStrings from '../agent/cli-strings'
+import { REPO } from './helpers/paths'
 
 // The y18n yargs itself loads, as the reference: resolved from yargs' own folder.
-const fromYargs = createRequire(createRequire(import.meta.url).resolve('yargs/package.json'))
+const fromYargs = createRequire(createRequire(join(REPO, 'package.json')).resolve('yargs/package.json'))
 const y18n = fromYargs('y18n') as (opts: { directory: string; updateFiles: boolean; locale?: string }) => ReturnType<typeof englishStrings>
 const empty = mkdtempSync(join(tmpdir(), 'mfkfp-no-locales-'))
 afterAll(() => rmSync(empty, { recursive: true, force: true }))
