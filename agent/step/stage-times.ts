@@ -38,9 +38,20 @@ export function stageTimes(env: NodeJS.ProcessEnv, now: () => number = () => per
     line() {
       const end = now()
       const parts = [...stages].sort((a, b) => a.start - b.start).map((s) => `${s.stage}=${s.ms.toFixed(1)}@${s.start.toFixed(1)}`)
-      return `timings: ${[...notes, ...parts].join(' ')} total=${end.toFixed(1)}`
+      return `timings: ${[...notes, ...parts].join(' ')} total=${end.toFixed(1)} ${memoryNotes()}`
     },
   }
+}
+
+/**
+ * The agent's memory as it ends, in MB: the peak RSS (getrusage, what /usr/bin/time reports), and
+ * V8's heap, committed and in use. Why both heap figures: a step that streams gigabytes leaves little
+ * in use, while V8 keeps the young generation it grew for the stream committed.
+ */
+function memoryNotes(): string {
+  const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1)
+  const { heapTotal, heapUsed } = process.memoryUsage()
+  return `peak-rss-mb=${mb(process.resourceUsage().maxRSS * 1024)} heap-mb=${mb(heapTotal)} heap-used-mb=${mb(heapUsed)}`
 }
 
 /** `work`, timed as `stage` when timings are on. */
