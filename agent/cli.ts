@@ -141,6 +141,8 @@ export function buildParser(argv: readonly string[]) {
         .option('image', { type: 'string', group: 'For a flow file:', describe: 'the agent image (as in generate)' })
         .option('name', { type: 'string', group: 'For a flow file:', describe: 'the pipeline name (default: metaflow-<flow name>)' })
         .option('python', { type: 'string', default: DEFAULTS.python, group: 'For a flow file:', describe: 'the Python interpreter with Metaflow that reads the flow' })
+        .option('branch', { type: 'string', group: 'For a flow file:', describe: "@project's branch for every task (as in generate)" })
+        .option('production', { type: 'boolean', default: false, group: 'For a flow file:', describe: "@project's production branch for every task (as in generate)" })
         .example('METAFLOW_PROFILE=sree $0 submit flow.py --code-url https://example.com/flow.py --experiment-name X --run-name Y', "the seed's run-on-kfp")
         .example('$0 submit flow.kfp.yaml --host http://localhost:8888 --param alpha=0.5 --wait', 'a pipeline file, followed to its end'),
     )
@@ -282,6 +284,8 @@ function kfpConfig(command: KfpConfig['command'], a: Record<string, unknown>): K
       image: a.image as string | undefined,
       python: (a.python as string | undefined) ?? DEFAULTS.python,
       name: a.name as string | undefined,
+      branch: checkBranch(a.branch),
+      production: (a.production as boolean | undefined) ?? false,
       flags: settingFlags(a),
     },
     flags: settingFlags(a),

@@ -262,7 +262,7 @@ function checkInputs(cfg: KfpConfig, io: Io): void {
   resolveSettings(cfg.flags, io.env)
   if (!cfg.target.endsWith('.py')) {
     const g = cfg.generate
-    const given = [g.codeUrl && '--code-url', g.packageFlowFile && '--flow-file', g.flowName && '--flow-name', g.image && '--image', g.name && '--name'].find(Boolean)
+    const given = [g.codeUrl && '--code-url', g.packageFlowFile && '--flow-file', g.flowName && '--flow-name', g.image && '--image', g.name && '--name', g.branch && '--branch', g.production && '--production'].find(Boolean)
     if (given) throw usage(`failed to accept ${given}: it applies to a flow file, and ${cfg.target} is sent as it is`, 'give the flow .py file to generate from, or leave the flag out')
   }
 }

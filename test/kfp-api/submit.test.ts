@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runAgent, startAgent } from '../helpers/agent-process'
 import type { AgentRun } from '../helpers/agent-process'
 import { startServer } from '../helpers/http-server'
-import { FLOWS, REPO } from '../helpers/paths'
+import { FIXTURE_FLOWS, FLOWS, REPO } from '../helpers/paths'
 import { useTempDir } from '../helpers/temp-dir'
 import { startStandIn } from './standin'
 import { env, noSecrets as noSecretsIn, oneErrorLine, runIdOf } from './submit-helpers'
@@ -97,6 +97,21 @@ describe('metaflow-kfp submit', () => {
     })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain(`Run URL: https://kubeflow.example.com/pipeline/#/runs/details/${runIdOf(r)}\n`)
+  })
+
+  it("puts every task of a flow file on @project's --branch, or --production, as generate does", async () => {
+    const project = join(FIXTURE_FLOWS, 'generate', 'project_flow.py')
+    for (const [flag, want] of [[['--branch', 'feature_x'], ['--branch', 'feature_x']], [['--production'], ['--production']]] as const) {
+      const r = await runAgent(['submit', project, '--host', single.url, '--code-url', 'https://example.com/flows/project_flow.py', ...flag], { env: env(tempDir()) })
+      expect(r.code, r.stderr).toBe(0)
+      const run = (await single.runs()).find((x) => x.run_id === runIdOf(r)) as Record<string, any>
+      const executors = Object.values(run.pipeline_spec.deploymentSpec.executors) as { container: { args: string[] } }[]
+      expect(executors.length).toBeGreaterThan(0)
+      for (const e of executors) {
+        const args = e.container.args
+        expect(args.slice(args.indexOf(want[0]), args.indexOf(want[0]) + want.length)).toEqual(want)
+      }
+    }
   })
 
   it('sends a pipeline file as it is, with --param typed as the pipeline declares it, and links the UI host without a prefix', async () => {
@@ -251,9 +266,11 @@ describe('metaflow-kfp submit', () => {
 
   it('refuses an option that only a flow file uses when given a pipeline file, which is sent as it is', async () => {
     const before = (await single.log()).length
-    const r = await runAgent(['submit', HELLO, '--host', single.url, '--image', 'my-image:1'], { env: env(tempDir()) })
-    expect(r.code, r.stderr).toBe(64)
-    expect(oneErrorLine(r)).toMatch(/failed to accept --image: it applies to a flow file/)
+    for (const [flag, name] of [[['--image', 'my-image:1'], '--image'], [['--branch', 'feature_x'], '--branch'], [['--production'], '--production']] as const) {
+      const r = await runAgent(['submit', HELLO, '--host', single.url, ...flag], { env: env(tempDir()) })
+      expect(r.code, r.stderr).toBe(64)
+      expect(oneErrorLine(r)).toContain(`failed to accept ${name}: it applies to a flow file`)
+    }
     expect((await single.log()).length).toBe(before)
   })
 
