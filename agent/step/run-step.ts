@@ -20,6 +20,7 @@ import { readFlow } from '../pipelines/flow-reader.js'
 import type { FlowInfo } from '../pipelines/flow-reader.js'
 import type { TopLevel } from './metaflow-command.js'
 import { outputValues, wantsSwitchStep, writeOutputs } from './outputs.js'
+import type { OutputValues } from './outputs.js'
 import { placementInputPaths } from './placement.js'
 import { ensureRuntime, parseRequirement, pythonPath } from './runtime.js'
 import { runProcess } from './step-process.js'
@@ -138,10 +139,14 @@ export async function runStep(cfg: StepConfig, io: Io): Promise<number> {
 
     // The log save runs beside the metadata and the outputs instead of after them: neither waits for it.
     logSave = staged(io.timings, 'logs', saveLogs(logs, io))
-    // Outputs only once the metadata is safe, so a pipeline never moves on from an invisible task.
+    // The task's record is read beside the metadata save (they touch different things); the
+    // outputs are written only once the metadata is safe, so a pipeline never moves on from an
+    // invisible task.
+    const values = staged(io.timings, 'record', outputsOf(cfg, p.store, task))
+    values.catch(() => undefined) // a failed metadata save is the error reported; this one is awaited below
     await unlessStopped(staged(io.timings, 'metadata', p.aws.syncMetadata(task)), io, 0)
     metadataSaved = true
-    await unlessStopped(staged(io.timings, 'outputs', publishOutputs(cfg, p.store, task)), io, 0)
+    await unlessStopped(staged(io.timings, 'outputs', values.then((v) => writeTaskOutputs(cfg, v))), io, 0)
     return 0
   } finally {
     // A prestarted Python the step did not take must not outlive the task.
@@ -510,24 +515,30 @@ async function readDone(store: ObjectStore, t: TaskRef): Promise<boolean> {
 
 /** Reads the finished task from the datastore and writes its output parameters. */
 async function publishOutputs(cfg: Pick<TaskConfig, 'outputDir' | 'outputs'>, store: ObjectStore, task: TaskRef): Promise<void> {
-  if (!cfg.outputDir && cfg.outputs.length === 0) return
-  let numSplits: number | null
-  let switchStep: string | null
+  await writeTaskOutputs(cfg, await outputsOf(cfg, store, task))
+}
+
+/** The output parameters' values, from the task's record in the datastore; none when no output is asked for. */
+async function outputsOf(cfg: Pick<TaskConfig, 'outputDir' | 'outputs'>, store: ObjectStore, task: TaskRef): Promise<OutputValues | undefined> {
   const targets = { dir: cfg.outputDir, paths: cfg.outputs }
+  if (!targets.dir && targets.paths.length === 0) return undefined
   try {
     // The graph and the switch taken are read only when an output needs them.
     const record = await readTaskRecord(store, task, { switchStep: wantsSwitchStep(targets) })
     if (!record.taskOk) throw new Error('the task exited 0 but its _task_ok artifact is False')
-    numSplits = record.numSplits
-    switchStep = record.switchStep
+    return outputValues(task.taskId, record.numSplits, record.switchStep)
   } catch (err) {
     throw new AgentError('outputs', `failed to read task ${task.runId}/${task.step}/${task.taskId} from ${store.root}`, {
       cause: err,
       hint: 'check that --datastore and --datastore-root match where the step wrote',
     })
   }
+}
+
+async function writeTaskOutputs(cfg: Pick<TaskConfig, 'outputDir' | 'outputs'>, values: OutputValues | undefined): Promise<void> {
+  if (!values) return
   try {
-    await writeOutputs(outputValues(task.taskId, numSplits, switchStep), targets)
+    await writeOutputs(values, { dir: cfg.outputDir, paths: cfg.outputs })
   } catch (err) {
     throw new AgentError('outputs', 'failed to write the output parameters', { cause: err, hint: 'check that the output paths are writable' })
   }

@@ -10,8 +10,8 @@ const ROOT = `s3://${BUCKET}/metaflow`
 const ROLE = 'arn:aws:iam::123456789012:role/bench-role'
 // moto accepts any keys; these are dummies.
 const KEYS = { AWS_ACCESS_KEY_ID: 'AKIDBENCHKEY00000000', AWS_SECRET_ACCESS_KEY: 'bench-secret', AWS_DEFAULT_REGION: 'us-east-1' }
-const STAGES = ['node', 'load', 'args', 'modules', 'aws', 'fetch', 'runtime', 'credentials', 'attempts', 'step', 'metadata', 'outputs', 'logs', 'cleanup']
-const LABEL = { aws: 'assume role', attempts: 'record read (attempts)', outputs: 'record read + outputs', metadata: 'metadata save', logs: 'log save' }
+const STAGES = ['node', 'load', 'args', 'modules', 'aws', 'fetch', 'runtime', 'credentials', 'attempts', 'step', 'metadata', 'record', 'outputs', 'logs', 'cleanup']
+const LABEL = { aws: 'assume role', attempts: 'record read (attempts)', record: 'record read (beside the metadata save)', outputs: 'outputs', metadata: 'metadata save', logs: 'log save' }
 
 function freePort() {
   return new Promise((res, rej) => {

@@ -2,7 +2,7 @@
 import { join } from 'node:path'
 import { bakeLikeTheImage, helloFlow, parseTimings, runAgent, stageMedians } from './lib.mjs'
 
-const STAGES = ['node', 'load', 'args', 'modules', 'aws', 'fetch', 'runtime', 'credentials', 'cards', 'attempts', 'init', 'handover', 'step', 'metadata', 'outputs', 'logs', 'cleanup']
+const STAGES = ['node', 'load', 'args', 'modules', 'aws', 'fetch', 'runtime', 'credentials', 'cards', 'attempts', 'init', 'handover', 'step', 'metadata', 'record', 'outputs', 'logs', 'cleanup']
 
 export default async function stepOverhead(ctx) {
   const flow = helloFlow(ctx)

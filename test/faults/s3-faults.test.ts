@@ -123,6 +123,21 @@ describe('transient S3 faults', () => {
     ], [], 75_000)
     await expectSuccess(c, 1)
   }, 150_000)
+
+  it('read the task record while a stalled metadata upload is abandoned and sent again, and write the outputs only after it', async () => {
+    const c = await start((runId) => [
+      { method: 'PUT', client: 'agent', path: new RegExp(`${TASK(runId)}/0\\.local_metadata$`), fault: { kind: 'stall' }, times: 1 },
+    ], [], 75_000)
+    await expectSuccess(c, 1)
+    const seen = proxy.seen.map((s, i) => ({ ...s, i }))
+    const stepEnded = Math.max(...seen.filter((s) => s.client === 'step').map((s) => s.i))
+    const recordRead = seen.find((s) => s.i > stepEnded && s.client === 'agent' && s.method === 'GET' && s.path.endsWith(`${TASK(c.runId)}/0.data.json`))
+    const metadataSaved = seen.filter((s) => s.method === 'PUT' && s.path.endsWith(`${TASK(c.runId)}/0.local_metadata`)).at(-1)
+    expect(recordRead, JSON.stringify(seen.slice(stepEnded))).toBeDefined()
+    expect(metadataSaved?.fault).toBeUndefined()
+    // The record was read during the stall, not after the metadata was saved.
+    expect(recordRead?.i).toBeLessThan(metadataSaved?.i as number)
+  }, 150_000)
 })
 
 describe('permanent S3 faults', () => {
