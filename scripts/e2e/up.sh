@@ -102,8 +102,11 @@ launch() {
 wait_for() {
   local name=$1 secs=$2; shift 2
   local deadline=$((SECONDS + secs))
+  local pid; pid=$(cat "$E2E_DIR/pids/$name.pid" 2>/dev/null)
   until "$@" >/dev/null 2>&1; do
-    if ! e2e_ours "$(cat "$E2E_DIR/pids/$name.pid" 2>/dev/null)"; then
+    # Why kill -0 and not e2e_ours: until the launched child has exec'd, its command line is this
+    # script's, so a check right after launch took a process still starting for one that exited.
+    if ! kill -0 "$pid" 2>/dev/null; then
       tail -20 "$E2E_DIR/logs/$name.log" >&2; fail "failed to start $name: it exited (log: $E2E_DIR/logs/$name.log)"
     fi
     if ((SECONDS > deadline)); then
