@@ -1,7 +1,7 @@
 // Keeps a few prestarted Pythons ready for run-local's tasks, so a task's step skips most of Python's start, as a pod's does.
 import { writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import { WARM_MODULES_SCRIPT, pythonPath, runCommand } from '../step/runtime.js'
+import { join } from 'node:path'
+import { WARM_MODULES_SCRIPT, interpreterArg, pythonPath, runCommand } from '../step/runtime.js'
 import { discard } from '../step/warm-python.js'
 import type { StartWarmPython, WarmPython } from '../step/warm-python.js'
 
@@ -63,7 +63,7 @@ export class WarmPool {
   private async fill(): Promise<void> {
     const { python: given, env, cwd } = this.o
     // Resolved as the step resolves --python (run-step.ts prepare), so the two compare equal.
-    const python = await pythonPath(given.includes('/') ? resolve(cwd, given) : given, env)
+    const python = await pythonPath(interpreterArg(given, cwd), env)
     if (!python) return
     const { stdout } = await runCommand(python, ['-c', WARM_MODULES_SCRIPT], { env, timeoutMs: 120_000, signal: this.stop.signal })
     if (this.closed) return

@@ -22,7 +22,7 @@ import type { TopLevel } from './metaflow-command.js'
 import { outputValues, wantsSwitchStep, writeOutputs } from './outputs.js'
 import type { OutputValues } from './outputs.js'
 import { placementInputPaths } from './placement.js'
-import { ensureRuntime, parseRequirement, pythonPath } from './runtime.js'
+import { ensureRuntime, interpreterArg, parseRequirement, pythonPath } from './runtime.js'
 import { runProcess } from './step-process.js'
 import type { ProcessResult } from './step-process.js'
 import { TaskLogs } from './task-logs.js'
@@ -388,7 +388,7 @@ async function removeWorkDir(cfg: TaskConfig, work: string, io: Io): Promise<voi
 /** Fetch the code, make sure the runtime is there, serve the credentials, and learn the flow's name and datastore. */
 async function prepare(cfg: TaskConfig, work: string, io: Io, aws: AwsTask): Promise<Prepared> {
   const env = stepEnv(io.env, cfg.user)
-  const python = cfg.python.includes('/') ? resolve(io.cwd, cfg.python) : cfg.python
+  const python = interpreterArg(cfg.python, io.cwd)
   // The runtime check is one Python start; it overlaps the download instead of following it.
   // When either half fails (or the agent is stopped), the other is cancelled and awaited, so
   // no installer outlives the error line and nothing is left writing into the work dir.

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { access, constants, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
-import { delimiter, dirname, join } from 'node:path'
+import { delimiter, dirname, join, resolve } from 'node:path'
 import { AgentError } from '../errors.js'
 
 interface RunOptions {
@@ -247,6 +247,14 @@ interface Marker {
 /** Where the marker for an interpreter lives: the venv's own folder, above bin/. */
 export function markerPath(pythonPath: string): string {
   return join(dirname(dirname(pythonPath)), 'metaflow-kfp-runtime.json')
+}
+
+/**
+ * --python as the step starts it: a path is taken from `cwd` (the step runs in the code folder,
+ * not the agent's), a bare name stays one for PATH.
+ */
+export function interpreterArg(python: string, cwd: string): string {
+  return python.includes('/') ? resolve(cwd, python) : python
 }
 
 /** The interpreter's path: as given when it names a path, else the first on PATH. */
